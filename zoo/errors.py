@@ -1,0 +1,56 @@
+"""Exceptions a user of the zoo can meet, each importable from `zoo`.
+
+Every message says what was wrong, what was expected and what to do next.
+"""
+
+import difflib
+
+
+class ZooError(Exception):
+    """Base class of every error raised by keras-zoo."""
+
+
+class PresetNotFoundError(ZooError, KeyError):
+    """A preset name that no registered card carries."""
+
+    def __init__(self, name, known_names):
+        self.name = name
+        self.suggestions = difflib.get_close_matches(name, known_names, n=5, cutoff=0.4)
+        hint = (
+            f" Did you mean: {', '.join(self.suggestions)}?"
+            if self.suggestions
+            else ""
+        )
+        message = (
+            f"No preset named {name!r}.{hint} "
+            "Run `zoo list` (or zoo.list_presets()) to see every preset."
+        )
+        super().__init__(message)
+
+    # KeyError.__str__ would wrap the whole message in quotes.
+    def __str__(self):
+        return self.args[0]
+
+
+class FamilyNotFoundError(ZooError, KeyError):
+    """A family name that is neither built in nor registered."""
+
+    def __init__(self, name, known_names):
+        self.name = name
+        message = (
+            f"No model family named {name!r}. Known families: "
+            f"{', '.join(sorted(known_names))}. "
+            "Register your own with zoo.register_family()."
+        )
+        super().__init__(message)
+
+    def __str__(self):
+        return self.args[0]
+
+
+class InvalidConfigError(ZooError, ValueError):
+    """A configuration key or value that a family does not accept."""
+
+
+class InvalidPresetError(ZooError, ValueError):
+    """A preset card that is malformed or contradicts itself."""
