@@ -1,0 +1,81 @@
+"""The base class every zoo family derives from.
+
+A family is a `ZooModel` subclass: a functional Keras model whose constructor
+takes the family's typed config as keyword arguments. Serialising it stores
+only that config, so `.keras` files and `get_config()` stay small, readable and
+free of code; reloading simply calls the constructor again.
+"""
+
+import keras
+import numpy as np
+
+from zoo.architectures.config import config_to_dict, make_config
+
+PAD_ID = 0  # token id 0 is padding in every token-based family
+
+
+class ZooModel(keras.Model):
+    """A functional `keras.Model` built from a family config.
+
+    Subclasses set `family`, `Config` (a frozen dataclass) and implement
+    `build_graph(config) -> (inputs, outputs, layers)`, plus `task`,
+    `example_batch` and `loss` so that generic tools (tests, demo, benchmarks)
+    can drive any family the same way.
+    """
+
+    family = None
+    Config = None
+
+    def __init__(self, *, name=None, trainable=True, **config):
+        zoo_config = make_config(self.Config, config, family=self.family)
+        inputs, outputs, layers = self.build_graph(zoo_config)
+        super().__init__(
+            inputs=inputs,
+            outputs=outputs,
+            name=name or self.family.replace("-", "_"),
+            trainable=trainable,
+        )
+        self.zoo_config = zoo_config
+        # Named handles on layers that methods such as generate() reuse.
+        for attribute, layer in layers.items():
+            setattr(self, attribute, layer)
+
+    def build_graph(self, config):
+        raise NotImplementedError
+
+    @property
+    def task(self):
+        raise NotImplementedError
+
+    def example_batch(self, batch_size=2, seed=0):
+        """A deterministic `(inputs, targets)` batch of the right shapes."""
+        raise NotImplementedError
+
+    def default_loss(self):
+        """The Keras loss that fits this model's outputs (logits)."""
+        raise NotImplementedError
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            **config_to_dict(self.zoo_config),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def sparse_logits_loss():
+    """Cross-entropy over integer labels, from logits (every classifier here)."""
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def example_token_ids(rng, batch_size, length, vocab_size):
+    """Token ids in [1, vocab) with trailing padding: row i keeps a random prefix."""
+    ids = rng.integers(1, vocab_size, size=(batch_size, length), dtype="int32")
+    lengths = rng.integers(max(1, length // 2), length + 1, size=batch_size)
+    lengths[0] = length  # one row without padding
+    positions = np.arange(length)[None, :]
+    return np.where(positions < lengths[:, None], ids, PAD_ID).astype("int32")

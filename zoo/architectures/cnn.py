@@ -1,0 +1,90 @@
+"""`cnn`: a convolutional image classifier for any HxWxC input."""
+
+import dataclasses
+
+import keras
+import numpy as np
+
+from zoo.architectures.base import ZooModel, sparse_logits_loss
+
+
+@dataclasses.dataclass(frozen=True)
+class CNNConfig:
+    input_shape: tuple[int, ...] = (32, 32, 3)
+    """Height, width, channels. Pixel values are expected in [0, 1]."""
+    stage_filters: tuple[int, ...] = (32, 64, 128)
+    """Filters of each stage; every stage after the first halves the resolution."""
+    blocks_per_stage: int = 1
+    residual: bool = True
+    """Residual (ResNet "basic") blocks; False gives a plain conv stack."""
+    kernel_size: int = 3
+    dropout: float = 0.1
+    num_classes: int = 10
+
+    def __post_init__(self):
+        if len(self.input_shape) != 3 or min(self.input_shape) < 1:
+            raise ValueError(f"input_shape must be [height, width, channels], got {list(self.input_shape)}")
+        if not self.stage_filters or self.blocks_per_stage < 1:
+            raise ValueError("stage_filters must be non-empty and blocks_per_stage >= 1")
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class CNNClassifier(ZooModel):
+    """Stem conv, stages of (residual) conv blocks with batch norm, global pooling, head.
+
+    Outputs logits of shape `(batch, num_classes)`.
+
+    Example:
+    >>> model = CNNClassifier(input_shape=[8, 8, 1], stage_filters=[4, 8], num_classes=3)
+    >>> model.predict(np.zeros((2, 8, 8, 1), "float32"), verbose=0).shape
+    (2, 3)
+    """
+
+    family = "cnn"
+    Config = CNNConfig
+
+    def build_graph(self, config):
+        images = keras.Input(config.input_shape, name="images")
+        x = _conv_bn(images, config.stage_filters[0], config.kernel_size, 1, "stem")
+        for stage, filters in enumerate(config.stage_filters):
+            for block in range(config.blocks_per_stage):
+                strides = 2 if stage > 0 and block == 0 else 1
+                x = _block(x, filters, config, strides, f"stage{stage}_block{block}")
+        x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+        x = keras.layers.Dropout(config.dropout, name="dropout")(x)
+        outputs = keras.layers.Dense(config.num_classes, name="head")(x)
+        return images, outputs, {}
+
+    @property
+    def task(self):
+        return "image-classification"
+
+    def example_batch(self, batch_size=2, seed=0):
+        config = self.zoo_config
+        rng = np.random.default_rng(seed)
+        x = rng.uniform(size=(batch_size, *config.input_shape)).astype("float32")
+        y = rng.integers(0, config.num_classes, size=batch_size).astype("int32")
+        return x, y
+
+    def default_loss(self):
+        return sparse_logits_loss()
+
+
+def _conv_bn(x, filters, kernel_size, strides, name, activation=True):
+    x = keras.layers.Conv2D(
+        filters, kernel_size, strides=strides, padding="same", use_bias=False, name=f"{name}_conv"
+    )(x)
+    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    return keras.layers.Activation("relu", name=f"{name}_relu")(x) if activation else x
+
+
+def _block(x, filters, config, strides, name):
+    if not config.residual:
+        return _conv_bn(x, filters, config.kernel_size, strides, name)
+    shortcut = x
+    if strides != 1 or x.shape[-1] != filters:
+        shortcut = _conv_bn(x, filters, 1, strides, f"{name}_shortcut", activation=False)
+    x = _conv_bn(x, filters, config.kernel_size, strides, f"{name}_a")
+    x = _conv_bn(x, filters, config.kernel_size, 1, f"{name}_b", activation=False)
+    x = keras.layers.Add(name=f"{name}_add")([shortcut, x])
+    return keras.layers.Activation("relu", name=f"{name}_out")(x)

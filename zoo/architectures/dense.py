@@ -1,0 +1,76 @@
+"""`dense`: a multilayer perceptron over tabular features."""
+
+import dataclasses
+from typing import Literal
+
+import keras
+import numpy as np
+
+from zoo.architectures.base import ZooModel, sparse_logits_loss
+
+
+@dataclasses.dataclass(frozen=True)
+class DenseConfig:
+    num_features: int = 30
+    """Width of the input feature vector."""
+    hidden_units: tuple[int, ...] = (128, 64)
+    """Units of each hidden layer, input side first."""
+    activation: Literal["relu", "gelu", "silu", "tanh"] = "relu"
+    dropout: float = 0.1
+    task: Literal["classification", "regression"] = "classification"
+    num_classes: int = 2
+    """Number of output logits when task is classification."""
+    num_targets: int = 1
+    """Number of regression outputs when task is regression."""
+
+    def __post_init__(self):
+        if self.num_features < 1 or not self.hidden_units or min(self.hidden_units) < 1:
+            raise ValueError("num_features and every hidden_units entry must be >= 1")
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class DenseModel(ZooModel):
+    """MLP: feature normalisation, hidden layers with dropout, a linear head.
+
+    The input `Normalization` layer starts as the identity (mean 0, variance 1);
+    adapt it to your data with `model.get_layer("normalization").adapt(x)`.
+    Outputs are logits (classification) or raw values (regression).
+
+    Example:
+    >>> model = DenseModel(num_features=4, hidden_units=[8], num_classes=3)
+    >>> model.predict(np.zeros((2, 4), "float32"), verbose=0).shape
+    (2, 3)
+    """
+
+    family = "dense"
+    Config = DenseConfig
+
+    def build_graph(self, config):
+        features = keras.Input((config.num_features,), name="features")
+        normalization = keras.layers.Normalization(name="normalization")
+        x = normalization(features)
+        for index, units in enumerate(config.hidden_units):
+            x = keras.layers.Dense(units, activation=config.activation, name=f"hidden_{index}")(x)
+            x = keras.layers.Dropout(config.dropout, name=f"dropout_{index}")(x)
+        width = config.num_classes if config.task == "classification" else config.num_targets
+        outputs = keras.layers.Dense(width, name="head")(x)
+        return features, outputs, {}
+
+    @property
+    def task(self):
+        return self.zoo_config.task
+
+    def example_batch(self, batch_size=2, seed=0):
+        config = self.zoo_config
+        rng = np.random.default_rng(seed)
+        x = rng.normal(size=(batch_size, config.num_features)).astype("float32")
+        if config.task == "classification":
+            y = rng.integers(0, config.num_classes, size=batch_size).astype("int32")
+        else:
+            y = rng.normal(size=(batch_size, config.num_targets)).astype("float32")
+        return x, y
+
+    def default_loss(self):
+        if self.zoo_config.task == "classification":
+            return sparse_logits_loss()
+        return keras.losses.MeanSquaredError()

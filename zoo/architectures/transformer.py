@@ -1,0 +1,173 @@
+"""`transformer`: the encoder-decoder of "Attention Is All You Need", for seq2seq."""
+
+import dataclasses
+
+import keras
+import numpy as np
+from keras import ops
+
+from zoo import backend
+from zoo.architectures import generation
+from zoo.architectures import transformer_blocks as blocks
+from zoo.architectures.base import PAD_ID, ZooModel, example_token_ids, sparse_logits_loss
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerConfig(blocks.TransformerDims):
+    num_encoder_layers: int = 4
+    num_decoder_layers: int = 4
+    encoder_max_length: int = 128
+    decoder_max_length: int = 128
+    start_token_id: int = 1
+    """Token that begins every decoder sequence."""
+    end_token_id: int = 2
+    """Token that ends a decoded sequence; generation stops there."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        for key in ("start_token_id", "end_token_id"):
+            if not 0 < getattr(self, key) < self.vocab_size:
+                raise ValueError(f"{key} must be in 1..vocab_size-1 (0 is padding)")
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class TransformerSeq2Seq(ZooModel):
+    """Encoder and decoder stacks with cross-attention; the decoder's output
+    projection is tied to its token embedding.
+
+    Inputs: a dict with "encoder_token_ids" and "decoder_token_ids" (0 =
+    padding; the decoder input starts with `start_token_id`). Output: logits
+    for the next decoder token at every decoder position.
+
+    Example:
+    >>> model = TransformerSeq2Seq(vocab_size=50, hidden_dim=16, num_heads=2,
+    ...     intermediate_dim=32, num_encoder_layers=1, num_decoder_layers=1,
+    ...     encoder_max_length=10, decoder_max_length=10)
+    >>> model.generate(np.array([[5, 6, 7]]), max_length=6).shape
+    (1, 6)
+    """
+
+    family = "transformer"
+    Config = TransformerConfig
+
+    def build_graph(self, config):
+        encoder_ids = blocks.token_input("encoder_token_ids")
+        decoder_ids = blocks.token_input("decoder_token_ids")
+        encoded, encoder_mask, encoder = blocks.encode(
+            encoder_ids, config, config.num_encoder_layers, config.encoder_max_length, "encoder"
+        )
+        x, decoder_mask, embedding = blocks.embed(decoder_ids, config, config.decoder_max_length, "decoder")
+        decoder_blocks = blocks.decoder_blocks(config, config.num_decoder_layers, "decoder")
+        for block in decoder_blocks:
+            x = block(
+                x,
+                decoder_padding_mask=decoder_mask,
+                encoder_sequence=encoded,
+                encoder_padding_mask=encoder_mask,
+            )
+        norm = blocks.final_norm(config, "decoder")
+        logits = embedding.token_embedding(norm(x), reverse=True)
+        inputs = {"encoder_token_ids": encoder_ids, "decoder_token_ids": decoder_ids}
+        layers = {
+            "encoder_embedding": encoder["embedding"],
+            "encoder_blocks": encoder["blocks"],
+            "encoder_norm": encoder["norm"],
+            "decoder_embedding": embedding,
+            "decoder_blocks": decoder_blocks,
+            "decoder_norm": norm,
+        }
+        return inputs, logits, layers
+
+    @property
+    def task(self):
+        return "seq2seq"
+
+    def example_batch(self, batch_size=2, seed=0):
+        config = self.zoo_config
+        rng = np.random.default_rng(seed)
+        source = example_token_ids(rng, batch_size, min(16, config.encoder_max_length), config.vocab_size)
+        target = example_token_ids(rng, batch_size, min(12, config.decoder_max_length), config.vocab_size)
+        decoder_input = np.concatenate(
+            [np.full((batch_size, 1), config.start_token_id, "int32"), target[:, :-1]], axis=1
+        )
+        return {"encoder_token_ids": source, "decoder_token_ids": decoder_input}, target
+
+    def default_loss(self):
+        return sparse_logits_loss()
+
+    def encode(self, encoder_token_ids):
+        """Encoder output and padding mask for `encoder_token_ids`."""
+        mask = ops.not_equal(encoder_token_ids, PAD_ID)
+        x = self.encoder_embedding(encoder_token_ids)
+        for block in self.encoder_blocks:
+            x = block(x, padding_mask=mask)
+        return self.encoder_norm(x), mask
+
+    def call_with_cache(self, token_ids, encoded, encoder_mask, cache, cross_cache, index,
+                        cross_index=None):
+        """Decoder logits for `token_ids` placed at `index`, with key/value
+        caches for self-attention (updated) and cross-attention (computed once,
+        when `cross_index` is 0, and reused after)."""
+        x = self.decoder_embedding(token_ids, start_index=index)
+        next_cache, next_cross_cache = [], []
+        for layer_index, block in enumerate(self.decoder_blocks):
+            x, layer_cache, layer_cross_cache = block(
+                x,
+                encoder_sequence=encoded,
+                encoder_padding_mask=encoder_mask,
+                self_attention_cache=cache[:, layer_index],
+                self_attention_cache_update_index=index,
+                cross_attention_cache=cross_cache[:, layer_index],
+                cross_attention_cache_update_index=cross_index,
+            )
+            next_cache.append(layer_cache)
+            next_cross_cache.append(layer_cross_cache)
+        logits = self.decoder_embedding.token_embedding(self.decoder_norm(x), reverse=True)
+        return logits, ops.stack(next_cache, axis=1), ops.stack(next_cross_cache, axis=1)
+
+    def generate(self, encoder_token_ids, max_length=None, sampler="greedy", seed=None,
+                 stop_token_ids="end", **sampler_options):
+        """Decode output token ids for `encoder_token_ids` (batch, length).
+
+        Decoding starts from `start_token_id` and stops at `end_token_id`
+        (pass `stop_token_ids=None` to always run to `max_length`). Returns a
+        numpy array `(batch, max_length)` that begins with the start token;
+        tokens after the end token are 0.
+        """
+        config = self.zoo_config
+        max_length = max_length or config.decoder_max_length
+        generation.check_length(max_length, config.decoder_max_length, "decoder")
+        if stop_token_ids == "end":
+            stop_token_ids = (config.end_token_id,)
+        source, _, _ = generation.prompt_buffer(encoder_token_ids, config.encoder_max_length)
+        source = source[:, : max(1, int((source != PAD_ID).sum(axis=1).max()))]
+        start = np.full((len(source), 1), config.start_token_id, "int32")
+        tokens, keep, index = generation.prompt_buffer(start, max_length)
+        sampler = generation.get_sampler(sampler, seed, **sampler_options)
+
+        with backend.inference_mode():
+            encoded, encoder_mask = self.encode(ops.convert_to_tensor(source))
+            batch = len(tokens)
+            cache = blocks.empty_cache(batch, config.num_decoder_layers, max_length, config)
+            cross_cache = blocks.empty_cache(batch, config.num_decoder_layers, source.shape[1], config)
+            _, cache, cross_cache = self.call_with_cache(
+                ops.convert_to_tensor(tokens), encoded, encoder_mask, cache, cross_cache, 0, 0
+            )
+
+            def next_token_logits(prompt, cache, index):
+                previous = ops.slice(prompt, [0, index - 1], [batch, 1])
+                logits, cache, _ = self.call_with_cache(
+                    previous, encoded, encoder_mask, cache, cross_cache, index - 1
+                )
+                return logits[:, 0, :], None, cache
+
+            output = sampler(
+                next_token_logits,
+                ops.convert_to_tensor(tokens),
+                cache=cache,
+                index=index,
+                mask=ops.convert_to_tensor(keep),
+                stop_token_ids=stop_token_ids,
+                model=self,
+            )
+        return generation.truncate_after_stop(ops.convert_to_numpy(output), keep, stop_token_ids)

@@ -1,0 +1,104 @@
+"""Pieces shared by the three transformer families, built on keras_hub layers."""
+
+import dataclasses
+from typing import Literal
+
+import keras
+import keras_hub
+
+from zoo.layers import PaddingMask
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerDims:
+    """Hyper-parameters every transformer family shares."""
+
+    vocab_size: int = 8192
+    """Token vocabulary; id 0 is padding."""
+    hidden_dim: int = 256
+    num_heads: int = 4
+    intermediate_dim: int = 1024
+    """Width of each block's feed-forward layer."""
+    dropout: float = 0.1
+    activation: Literal["relu", "gelu"] = "gelu"
+    normalize_first: bool = True
+    """Pre-layer-norm blocks (stable from scratch); False gives the original post-norm."""
+
+    def __post_init__(self):
+        if self.hidden_dim % self.num_heads:
+            raise ValueError(
+                f"hidden_dim ({self.hidden_dim}) must be divisible by num_heads ({self.num_heads})"
+            )
+        if self.vocab_size < 2:
+            raise ValueError("vocab_size must be >= 2 (id 0 is padding)")
+
+
+def token_input(name):
+    return keras.Input((None,), dtype="int32", name=name)
+
+
+def embed(token_ids, dims, max_length, name):
+    """Token + learned position embedding, then dropout; returns (x, mask, layer)."""
+    mask = PaddingMask(name=f"{name}_padding_mask")(token_ids)
+    embedding = keras_hub.layers.TokenAndPositionEmbedding(
+        vocabulary_size=dims.vocab_size,
+        sequence_length=max_length,
+        embedding_dim=dims.hidden_dim,
+        name=f"{name}_embedding",
+    )
+    x = embedding(token_ids)
+    x = keras.layers.Dropout(dims.dropout, name=f"{name}_embedding_dropout")(x)
+    return x, mask, embedding
+
+
+def encoder_blocks(dims, num_layers, name):
+    return [
+        keras_hub.layers.TransformerEncoder(
+            intermediate_dim=dims.intermediate_dim,
+            num_heads=dims.num_heads,
+            dropout=dims.dropout,
+            activation=dims.activation,
+            normalize_first=dims.normalize_first,
+            name=f"{name}_block_{index}",
+        )
+        for index in range(num_layers)
+    ]
+
+
+def decoder_blocks(dims, num_layers, name):
+    return [
+        keras_hub.layers.TransformerDecoder(
+            intermediate_dim=dims.intermediate_dim,
+            num_heads=dims.num_heads,
+            dropout=dims.dropout,
+            activation=dims.activation,
+            normalize_first=dims.normalize_first,
+            name=f"{name}_block_{index}",
+        )
+        for index in range(num_layers)
+    ]
+
+
+def final_norm(dims, name):
+    """Pre-norm stacks end with a layer norm; post-norm ones already did."""
+    if dims.normalize_first:
+        return keras.layers.LayerNormalization(epsilon=1e-5, name=f"{name}_final_norm")
+    return keras.layers.Identity(name=f"{name}_final_norm")
+
+
+def encode(token_ids, dims, num_layers, max_length, name):
+    """The whole encoder stack on symbolic inputs; returns (x, mask, layers)."""
+    x, mask, embedding = embed(token_ids, dims, max_length, name)
+    blocks = encoder_blocks(dims, num_layers, name)
+    for block in blocks:
+        x = block(x, padding_mask=mask)
+    norm = final_norm(dims, name)
+    return norm(x), mask, {"embedding": embedding, "blocks": blocks, "norm": norm}
+
+
+def empty_cache(batch_size, num_layers, length, dims):
+    """Zeroed key/value cache in the layout keras_hub's cached attention expects."""
+    head_dim = dims.hidden_dim // dims.num_heads
+    return keras.ops.zeros(
+        (batch_size, num_layers, 2, length, dims.num_heads, head_dim), dtype="float32"
+    )

@@ -1,0 +1,110 @@
+"""`transformer-decoder`: a GPT-style causal language model with `generate()`."""
+
+import dataclasses
+
+import keras
+import numpy as np
+from keras import ops
+
+from zoo import backend
+from zoo.architectures import generation
+from zoo.architectures import transformer_blocks as blocks
+from zoo.architectures.base import ZooModel, example_token_ids, sparse_logits_loss
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerDecoderConfig(blocks.TransformerDims):
+    num_layers: int = 4
+    max_length: int = 256
+    """Longest sequence, prompt plus generated tokens."""
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class TransformerDecoderLM(ZooModel):
+    """Causal decoder blocks over token + position embeddings; the output
+    projection is tied to the token embedding. Input: token ids (0 = padding);
+    output: next-token logits at every position.
+
+    Example:
+    >>> model = TransformerDecoderLM(vocab_size=50, hidden_dim=16, num_heads=2,
+    ...                              intermediate_dim=32, num_layers=1, max_length=12)
+    >>> model.generate(np.array([[5, 6, 7]]), max_length=8).shape
+    (1, 8)
+    """
+
+    family = "transformer-decoder"
+    Config = TransformerDecoderConfig
+
+    def build_graph(self, config):
+        token_ids = blocks.token_input("token_ids")
+        x, mask, embedding = blocks.embed(token_ids, config, config.max_length, "decoder")
+        decoder_blocks = blocks.decoder_blocks(config, config.num_layers, "decoder")
+        for block in decoder_blocks:
+            x = block(x, decoder_padding_mask=mask)
+        norm = blocks.final_norm(config, "decoder")
+        logits = embedding.token_embedding(norm(x), reverse=True)
+        layers = {"embedding": embedding, "decoder_blocks": decoder_blocks, "final_norm": norm}
+        return token_ids, logits, layers
+
+    @property
+    def task(self):
+        return "language-modelling"
+
+    def example_batch(self, batch_size=2, seed=0):
+        config = self.zoo_config
+        rng = np.random.default_rng(seed)
+        x = example_token_ids(rng, batch_size, min(16, config.max_length), config.vocab_size)
+        y = np.concatenate([x[:, 1:], np.zeros_like(x[:, :1])], axis=1)
+        return x, y
+
+    def default_loss(self):
+        return sparse_logits_loss()
+
+    def call_with_cache(self, token_ids, cache, index):
+        """Logits for `token_ids` placed at `index`, reading and updating the
+        key/value cache so earlier positions are never recomputed."""
+        x = self.embedding(token_ids, start_index=index)
+        next_cache = []
+        for layer_index, block in enumerate(self.decoder_blocks):
+            x, layer_cache = block(
+                x,
+                self_attention_cache=cache[:, layer_index],
+                self_attention_cache_update_index=index,
+            )
+            next_cache.append(layer_cache)
+        logits = self.embedding.token_embedding(self.final_norm(x), reverse=True)
+        return logits, ops.stack(next_cache, axis=1)
+
+    def generate(self, prompt_ids, max_length=None, sampler="greedy", seed=None,
+                 stop_token_ids=None, **sampler_options):
+        """Continue integer prompts to `max_length` tokens with cached decoding.
+
+        `prompt_ids` is `(batch, length)` (right-padded with 0) or one 1-D
+        prompt. `sampler` is "greedy", "top_k", "top_p", "random" or a
+        keras_hub sampler; `sampler_options` go to it (e.g. `k=5`). Returns a
+        numpy array `(batch, max_length)`; tokens after a generated stop token
+        are set to 0.
+        """
+        max_length = max_length or self.zoo_config.max_length
+        generation.check_length(max_length, self.zoo_config.max_length, "decoder")
+        tokens, keep, start = generation.prompt_buffer(prompt_ids, max_length)
+        sampler = generation.get_sampler(sampler, seed, **sampler_options)
+
+        def next_token_logits(prompt, cache, index):
+            previous = ops.slice(prompt, [0, index - 1], [ops.shape(prompt)[0], 1])
+            logits, cache = self.call_with_cache(previous, cache, index - 1)
+            return logits[:, 0, :], None, cache
+
+        with backend.inference_mode():
+            cache = blocks.empty_cache(len(tokens), self.zoo_config.num_layers, max_length, self.zoo_config)
+            _, cache = self.call_with_cache(ops.convert_to_tensor(tokens), cache, 0)
+            output = sampler(
+                next_token_logits,
+                ops.convert_to_tensor(tokens),
+                cache=cache,
+                index=start,
+                mask=ops.convert_to_tensor(keep),
+                stop_token_ids=stop_token_ids,
+                model=self,
+            )
+        return generation.truncate_after_stop(ops.convert_to_numpy(output), keep, stop_token_ids)
