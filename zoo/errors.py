@@ -10,7 +10,13 @@ class ZooError(Exception):
     """Base class of every error raised by keras-zoo."""
 
 
-class PresetNotFoundError(ZooError, KeyError):
+class _LookupError(ZooError, KeyError):
+    # KeyError.__str__ would wrap the whole message in quotes.
+    def __str__(self):
+        return self.args[0]
+
+
+class PresetNotFoundError(_LookupError):
     """A preset name that no registered card carries."""
 
     def __init__(self, name, known_names):
@@ -27,12 +33,8 @@ class PresetNotFoundError(ZooError, KeyError):
         )
         super().__init__(message)
 
-    # KeyError.__str__ would wrap the whole message in quotes.
-    def __str__(self):
-        return self.args[0]
 
-
-class FamilyNotFoundError(ZooError, KeyError):
+class FamilyNotFoundError(_LookupError):
     """A family name that is neither built in nor registered."""
 
     def __init__(self, name, known_names):
@@ -43,9 +45,6 @@ class FamilyNotFoundError(ZooError, KeyError):
             "Register your own with zoo.register_family()."
         )
         super().__init__(message)
-
-    def __str__(self):
-        return self.args[0]
 
 
 class InvalidConfigError(ZooError, ValueError):

@@ -7,6 +7,7 @@ into the padded buffer and mask the samplers expect, and back.
 
 import keras_hub
 import numpy as np
+from keras import ops
 
 from zoo.architectures.base import PAD_ID
 from zoo.errors import InvalidConfigError
@@ -76,3 +77,33 @@ def truncate_after_stop(tokens, keep, stop_token_ids):
     after_stop = np.cumsum(generated_stop, axis=1) - generated_stop > 0
     tokens[after_stop] = PAD_ID
     return tokens
+
+
+def decode(model, step, tokens, keep, start, cache, sampler, stop_token_ids):
+    """Fill `tokens` from position `start` on with `sampler`.
+
+    `step(token_ids, cache, index) -> (logits, cache)` runs the model on the
+    tokens placed at `index` with a key/value cache; each sampler step feeds
+    it the single previous token. The padding id is never generated. Returns the numpy tokens with everything
+    after a generated stop token set to padding.
+    """
+
+    def next_token_logits(prompt, cache, index):
+        batch_size = ops.shape(prompt)[0]
+        previous = ops.slice(prompt, [0, index - 1], [batch_size, 1])
+        logits, cache = step(previous, cache, index - 1)
+        # Padding is never a prediction: a generated 0 would be masked out of
+        # attention by the very next full forward pass.
+        never = ops.full((batch_size, 1), -1e9, dtype=logits.dtype)
+        return ops.slice_update(logits[:, 0, :], [0, PAD_ID], never), None, cache
+
+    output = sampler(
+        next_token_logits,
+        ops.convert_to_tensor(tokens),
+        cache=cache,
+        index=start,
+        mask=ops.convert_to_tensor(keep),
+        stop_token_ids=stop_token_ids,
+        model=model,
+    )
+    return truncate_after_stop(ops.convert_to_numpy(output), keep, stop_token_ids)

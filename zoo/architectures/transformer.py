@@ -154,20 +154,10 @@ class TransformerSeq2Seq(ZooModel):
                 ops.convert_to_tensor(tokens), encoded, encoder_mask, cache, cross_cache, 0, 0
             )
 
-            def next_token_logits(prompt, cache, index):
-                previous = ops.slice(prompt, [0, index - 1], [batch, 1])
+            def step(token_ids, cache, index):
                 logits, cache, _ = self.call_with_cache(
-                    previous, encoded, encoder_mask, cache, cross_cache, index - 1
+                    token_ids, encoded, encoder_mask, cache, cross_cache, index
                 )
-                return logits[:, 0, :], None, cache
+                return logits, cache
 
-            output = sampler(
-                next_token_logits,
-                ops.convert_to_tensor(tokens),
-                cache=cache,
-                index=index,
-                mask=ops.convert_to_tensor(keep),
-                stop_token_ids=stop_token_ids,
-                model=self,
-            )
-        return generation.truncate_after_stop(ops.convert_to_numpy(output), keep, stop_token_ids)
+            return generation.decode(self, step, tokens, keep, index, cache, sampler, stop_token_ids)

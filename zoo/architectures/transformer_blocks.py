@@ -51,9 +51,10 @@ def embed(token_ids, dims, max_length, name):
     return x, mask, embedding
 
 
-def encoder_blocks(dims, num_layers, name):
+def block_stack(block_class, dims, num_layers, name):
+    """`num_layers` keras_hub transformer blocks (encoder or decoder) of `dims`."""
     return [
-        keras_hub.layers.TransformerEncoder(
+        block_class(
             intermediate_dim=dims.intermediate_dim,
             num_heads=dims.num_heads,
             dropout=dims.dropout,
@@ -63,20 +64,14 @@ def encoder_blocks(dims, num_layers, name):
         )
         for index in range(num_layers)
     ]
+
+
+def encoder_blocks(dims, num_layers, name):
+    return block_stack(keras_hub.layers.TransformerEncoder, dims, num_layers, name)
 
 
 def decoder_blocks(dims, num_layers, name):
-    return [
-        keras_hub.layers.TransformerDecoder(
-            intermediate_dim=dims.intermediate_dim,
-            num_heads=dims.num_heads,
-            dropout=dims.dropout,
-            activation=dims.activation,
-            normalize_first=dims.normalize_first,
-            name=f"{name}_block_{index}",
-        )
-        for index in range(num_layers)
-    ]
+    return block_stack(keras_hub.layers.TransformerDecoder, dims, num_layers, name)
 
 
 def final_norm(dims, name):

@@ -90,21 +90,9 @@ class TransformerDecoderLM(ZooModel):
         tokens, keep, start = generation.prompt_buffer(prompt_ids, max_length)
         sampler = generation.get_sampler(sampler, seed, **sampler_options)
 
-        def next_token_logits(prompt, cache, index):
-            previous = ops.slice(prompt, [0, index - 1], [ops.shape(prompt)[0], 1])
-            logits, cache = self.call_with_cache(previous, cache, index - 1)
-            return logits[:, 0, :], None, cache
-
         with backend.inference_mode():
             cache = blocks.empty_cache(len(tokens), self.zoo_config.num_layers, max_length, self.zoo_config)
             _, cache = self.call_with_cache(ops.convert_to_tensor(tokens), cache, 0)
-            output = sampler(
-                next_token_logits,
-                ops.convert_to_tensor(tokens),
-                cache=cache,
-                index=start,
-                mask=ops.convert_to_tensor(keep),
-                stop_token_ids=stop_token_ids,
-                model=self,
+            return generation.decode(
+                self, self.call_with_cache, tokens, keep, start, cache, sampler, stop_token_ids
             )
-        return generation.truncate_after_stop(ops.convert_to_numpy(output), keep, stop_token_ids)
