@@ -12,16 +12,24 @@ import json
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from zoo.architectures.config import config_to_dict  # noqa: E402  (imports no backend)
+
 PRESETS = Path(__file__).resolve().parent.parent / "presets"
 
 
 def derived_fields(model):
-    """The card fields that follow from a built model."""
+    """The card fields that follow from a built model (config: every key, spelled out)."""
     inputs = {
         tensor.name: {"shape": list(tensor.shape), "dtype": tensor.dtype}
         for tensor in model.inputs
     }
-    return {"inputs": inputs, "params": int(model.count_params())}
+    return {
+        "config": config_to_dict(model.zoo_config),
+        "inputs": inputs,
+        "params": int(model.count_params()),
+    }
 
 
 def main(argv=None):

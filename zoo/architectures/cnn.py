@@ -19,6 +19,9 @@ class CNNConfig:
     """Residual (ResNet "basic") blocks; False gives a plain conv stack."""
     kernel_size: int = 3
     dropout: float = 0.1
+    norm_momentum: float = 0.9
+    """Batch-norm moving-average momentum. Lower than Keras' 0.99 so that the
+    inference statistics settle within the few hundred steps of a small fine-tune."""
     num_classes: int = 10
 
     def __post_init__(self):
@@ -45,7 +48,7 @@ class CNNClassifier(ZooModel):
 
     def build_graph(self, config):
         images = keras.Input(config.input_shape, name="images")
-        x = _conv_bn(images, config.stage_filters[0], config.kernel_size, 1, "stem")
+        x = _conv_bn(images, config.stage_filters[0], config.kernel_size, 1, "stem", config)
         for stage, filters in enumerate(config.stage_filters):
             for block in range(config.blocks_per_stage):
                 strides = 2 if stage > 0 and block == 0 else 1
@@ -70,21 +73,21 @@ class CNNClassifier(ZooModel):
         return sparse_logits_loss()
 
 
-def _conv_bn(x, filters, kernel_size, strides, name, activation=True):
+def _conv_bn(x, filters, kernel_size, strides, name, config, activation=True):
     x = keras.layers.Conv2D(
         filters, kernel_size, strides=strides, padding="same", use_bias=False, name=f"{name}_conv"
     )(x)
-    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = keras.layers.BatchNormalization(momentum=config.norm_momentum, name=f"{name}_bn")(x)
     return keras.layers.Activation("relu", name=f"{name}_relu")(x) if activation else x
 
 
 def _block(x, filters, config, strides, name):
     if not config.residual:
-        return _conv_bn(x, filters, config.kernel_size, strides, name)
+        return _conv_bn(x, filters, config.kernel_size, strides, name, config)
     shortcut = x
     if strides != 1 or x.shape[-1] != filters:
-        shortcut = _conv_bn(x, filters, 1, strides, f"{name}_shortcut", activation=False)
-    x = _conv_bn(x, filters, config.kernel_size, strides, f"{name}_a")
-    x = _conv_bn(x, filters, config.kernel_size, 1, f"{name}_b", activation=False)
+        shortcut = _conv_bn(x, filters, 1, strides, f"{name}_shortcut", config, activation=False)
+    x = _conv_bn(x, filters, config.kernel_size, strides, f"{name}_a", config)
+    x = _conv_bn(x, filters, config.kernel_size, 1, f"{name}_b", config, activation=False)
     x = keras.layers.Add(name=f"{name}_add")([shortcut, x])
     return keras.layers.Activation("relu", name=f"{name}_out")(x)

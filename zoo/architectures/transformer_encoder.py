@@ -35,7 +35,7 @@ class TransformerEncoderClassifier(ZooModel):
 
     def build_graph(self, config):
         token_ids = blocks.token_input("token_ids")
-        x, mask, layers = blocks.encode(token_ids, config, config.num_layers, config.max_length, "encoder")
+        x, mask, _ = blocks.encode(token_ids, config, config.num_layers, config.max_length, "encoder")
         x = keras.layers.GlobalAveragePooling1D(name="pool")(x, mask=mask)
         x = keras.layers.Dropout(config.dropout, name="head_dropout")(x)
         # BERT's small head init: start near uniform predictions, fine-tune gently.

@@ -10,8 +10,8 @@ class PaddingMask(keras.layers.Layer):
     the zoo computes it once and passes it explicitly to every block.
 
     Example:
-    >>> import numpy as np
-    >>> PaddingMask()(np.array([[5, 7, 0]])).tolist()
+    >>> import keras, numpy as np
+    >>> keras.ops.convert_to_numpy(PaddingMask()(np.array([[5, 7, 0]]))).tolist()
     [[True, True, False]]
     """
 
