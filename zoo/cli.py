@@ -1,0 +1,123 @@
+"""The `zoo` command: list and describe presets, run the demo.
+
+    zoo list [PATTERN] [--family F] [--task T] [--pretrained | --no-pretrained]
+    zoo info NAME [--json]
+    zoo demo
+
+Listing and describing read only the JSON cards, so they answer instantly and
+import no backend.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+from rich.console import Console
+from rich.table import Table
+
+from zoo import registry
+from zoo.errors import ZooError
+
+
+def human_count(count):
+    """12345678 -> '12.3M'."""
+    for unit, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.1f}{unit}"
+    return str(count)
+
+
+def describe_inputs(inputs):
+    """'token_ids (None, None) int32' for each input, one per line."""
+    return "\n".join(
+        f"{name} ({', '.join('None' if d is None else str(d) for d in spec['shape'])}) {spec['dtype']}"
+        for name, spec in sorted(inputs.items())
+    )
+
+
+def list_command(args, console):
+    names = registry.list_presets(args.pattern, family=args.family, task=args.task, pretrained=args.pretrained)
+    if not names:
+        console.print(f"No preset matches {args.pattern!r} with these filters; try `zoo list`.")
+        return 1
+    table = Table(title=f"{len(names)} presets", title_justify="left")
+    for column in ("preset", "family", "task", "params", "inputs", "pretrained"):
+        table.add_column(column, justify="right" if column == "params" else "left")
+    for name in names:
+        card = registry.info(name)
+        table.add_row(card.name, card.family, card.task, human_count(card.params),
+                      describe_inputs(card.inputs), "yes" if card.pretrained else "no")
+    console.print(table)
+    return 0
+
+
+def info_command(args, console):
+    card = registry.info(args.name)
+    if args.json:
+        console.print_json(json.dumps(card.to_dict()))
+        return 0
+    table = Table(title=card.name, title_justify="left", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    table.add_row("description", card.description)
+    table.add_row("family", card.family)
+    table.add_row("task", card.task)
+    table.add_row("params", f"{card.params:,}")
+    table.add_row("inputs", describe_inputs(card.inputs))
+    table.add_row("pretrained", "yes" if card.pretrained else "no (random initialisation)")
+    table.add_row("license", card.license)
+    for key, value in card.config.items():
+        table.add_row(f"config.{key}", json.dumps(value))
+    for key, value in card.metrics.items():
+        table.add_row(f"metric.{key}", json.dumps(value))
+    console.print(table)
+    return 0
+
+
+def demo_command(args, console):
+    from zoo import demo  # imports Keras and the backend
+
+    return demo.run(console, args.preset)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="zoo", description="Keras 3 model presets for TensorFlow, JAX and PyTorch.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    listing = commands.add_parser("list", help="list presets")
+    listing.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'transformer*'")
+    listing.add_argument("--family", help="only this family")
+    listing.add_argument("--task", help="only this task")
+    pretrained = listing.add_mutually_exclusive_group()
+    pretrained.add_argument("--pretrained", dest="pretrained", action="store_true", default=None,
+                            help="only presets with pretrained weights")
+    pretrained.add_argument("--no-pretrained", dest="pretrained", action="store_false",
+                            help="only presets without pretrained weights")
+    listing.set_defaults(run=list_command)
+
+    info = commands.add_parser("info", help="show a preset's card")
+    info.add_argument("name")
+    info.add_argument("--json", action="store_true", help="print the card as JSON")
+    info.set_defaults(run=info_command)
+
+    demo = commands.add_parser("demo", help="load a preset, predict and evaluate on bundled data")
+    demo.add_argument("--preset", default="transformer-small", help="the sequence model to run (default: %(default)s)")
+    demo.set_defaults(run=demo_command)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    # Piped output would otherwise be squeezed to 80 columns.
+    wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    console = Console(width=160 if wide else None)
+    try:
+        return args.run(args, console)
+    except ZooError as error:
+        Console(stderr=True).print(f"[bold red]error:[/] {error}", highlight=False)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
