@@ -1,0 +1,63 @@
+"""The `zoo` command line."""
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+import zoo
+from zoo.cli import main
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_list_prints_every_preset_with_params(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, _ = run_cli(capsys, "list")
+    assert code == 0
+    assert "18 presets" in out
+    for name in zoo.list_presets():
+        assert name in out
+    assert "11.6M" in out  # transformer-small's parameter count
+
+
+def test_list_filters_by_pattern_and_family(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, _ = run_cli(capsys, "list", "*-tiny", "--family", "cnn")
+    assert code == 0 and "1 presets" in out and "cnn-tiny" in out and "cnn-small" not in out
+    code, out, _ = run_cli(capsys, "list", "--pretrained")
+    assert code == 1 and "No preset matches" in out
+
+
+def test_info_shows_the_card(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, _ = run_cli(capsys, "info", "transformer-small")
+    assert code == 0
+    assert "config.num_encoder_layers" in out and "11,633,664" in out and "seq2seq" in out
+
+
+def test_info_json_is_the_card(capsys):
+    code, out, _ = run_cli(capsys, "info", "cnn-tiny", "--json")
+    assert code == 0
+    assert json.loads(out) == zoo.info("cnn-tiny").to_dict()
+
+
+def test_unknown_name_is_an_error_with_suggestions(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    code, _, err = run_cli(capsys, "info", "lstm-smal")
+    assert code == 2
+    assert "No preset named 'lstm-smal'" in err and "lstm-small" in err
+
+
+def test_console_script_is_installed():
+    executable = shutil.which("zoo")
+    if executable is None:
+        pytest.fail("the `zoo` console script is not on PATH: install the package (pip install -e .)")
+    result = subprocess.run([executable, "list", "--family", "dense"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "dense-small" in result.stdout

@@ -1,0 +1,99 @@
+"""Preset cards: listing, filtering, lookup errors and user-registered presets."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import zoo
+
+FAMILIES = ("dense", "cnn", "lstm", "transformer-encoder", "transformer-decoder", "transformer")
+
+
+def test_every_family_has_three_sizes():
+    for family in FAMILIES:
+        names = zoo.list_presets(family=family)
+        assert sorted(zoo.info(n).size for n in names) == ["base", "small", "tiny"], family
+        assert all(n.startswith(family + "-") for n in names)
+    assert len(zoo.list_presets()) == 18
+
+
+def test_list_presets_filters_and_sorts():
+    assert zoo.list_presets("transformer-*-tiny") == ["transformer-decoder-tiny", "transformer-encoder-tiny"]
+    assert zoo.list_presets("*", family="cnn") == ["cnn-base", "cnn-small", "cnn-tiny"]
+    assert zoo.list_presets(task="seq2seq") == ["transformer-base", "transformer-small", "transformer-tiny"]
+    assert zoo.list_presets(pretrained=False) == zoo.list_presets()
+    assert zoo.list_presets(pretrained=True) == []
+    assert zoo.list_presets("nothing*") == []
+
+
+def test_transformer_small_has_the_documented_size():
+    config = zoo.info("transformer-small").config
+    assert (config["num_encoder_layers"], config["hidden_dim"], config["num_heads"]) == (4, 256, 4)
+
+
+def test_unknown_preset_names_the_closest_ones():
+    with pytest.raises(zoo.PresetNotFoundError) as caught:
+        zoo.load("transfomer-smal")
+    assert "transformer-small" in caught.value.suggestions
+    assert "transformer-small" in str(caught.value) and "zoo list" in str(caught.value)
+    assert isinstance(caught.value, KeyError)
+
+
+def test_register_preset_from_a_file(tmp_path):
+    card = zoo.info("dense-tiny").to_dict()
+    card.update(name="dense-tiny.four-classes", config={**card["config"], "num_classes": 4})
+    path = tmp_path / "card.json"
+    path.write_text(json.dumps(card))
+    zoo.register_preset(path)
+    try:
+        assert zoo.list_presets("dense-tiny*") == ["dense-tiny", "dense-tiny.four-classes"]
+        assert zoo.load("dense-tiny.four-classes").output_shape == (None, 4)
+        with pytest.raises(zoo.InvalidPresetError, match="exists already"):
+            zoo.register_preset(path)
+    finally:
+        zoo.unregister_preset("dense-tiny.four-classes")
+    assert "dense-tiny.four-classes" not in zoo.list_presets()
+
+
+def test_malformed_cards_are_refused_with_the_reason():
+    card = zoo.info("dense-tiny").to_dict()
+    with pytest.raises(zoo.InvalidPresetError, match="missing keys \\['family'\\]"):
+        zoo.register_preset({k: v for k, v in card.items() if k != "family"})
+    with pytest.raises(zoo.InvalidPresetError, match="unknown keys \\['colour'\\]"):
+        zoo.register_preset({**card, "colour": "blue"})
+    with pytest.raises(zoo.InvalidPresetError, match="'params' has the wrong type"):
+        zoo.register_preset({**card, "params": "many"})
+
+
+def test_a_card_of_an_unknown_family_fails_on_load_naming_the_families():
+    card = {**zoo.info("dense-tiny").to_dict(), "name": "mystery-tiny", "family": "mystery"}
+    zoo.register_preset(card)
+    try:
+        with pytest.raises(zoo.FamilyNotFoundError, match="Known families: cnn, dense"):
+            zoo.load("mystery-tiny")
+    finally:
+        zoo.unregister_preset("mystery-tiny")
+
+
+def run_python(code, backend):
+    env = {**os.environ, "KERAS_BACKEND": backend}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_import_zoo_imports_no_framework():
+    code = (
+        "import sys, zoo; zoo.list_presets(); zoo.info('cnn-small');"
+        "print(sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules))"
+    )
+    assert run_python(code, os.environ.get("KERAS_BACKEND", "jax")) == "[]"
+
+
+def test_the_backend_is_whatever_keras_backend_says():
+    backend = os.environ.get("KERAS_BACKEND", "jax")
+    code = "import zoo, keras; m = zoo.load('dense-tiny'); print(keras.backend.backend())"
+    assert run_python(code, backend) == backend
