@@ -1,10 +1,14 @@
 """The `zoo` command line."""
 
+import io
 import json
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 import zoo
 from zoo.cli import main
@@ -55,9 +59,24 @@ def test_unknown_name_is_an_error_with_suggestions(capsys, monkeypatch):
 
 
 def test_console_script_is_installed():
-    executable = shutil.which("zoo")
+    # Beside this interpreter (a venv used without activating it), else on PATH.
+    beside = Path(sys.executable).parent / "zoo"
+    executable = str(beside) if beside.exists() else shutil.which("zoo")
     if executable is None:
-        pytest.fail("the `zoo` console script is not on PATH: install the package (pip install -e .)")
+        pytest.fail("the `zoo` console script is missing: install the package (pip install -e .)")
     result = subprocess.run([executable, "list", "--family", "dense"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "dense-small" in result.stdout
+
+
+def test_demo_predicts_far_better_than_the_majority_class(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    from zoo import demo
+
+    console = Console(file=io.StringIO(), width=200)
+    accuracy, majority = demo.tabular_demo(console, epochs=10)
+    assert accuracy > majority + 0.2
+    assert "dense-small" in console.file.getvalue()
+    code, out, _ = run_cli(capsys, "demo", "--preset", "transformer-decoder-tiny")
+    assert code == 0
+    assert "majority class" in out and "generate(greedy, 12 tokens)" in out
