@@ -23,6 +23,12 @@ _registered = {}
 
 
 def family_names():
+    """Names of every family, built in or registered.
+
+    Example:
+    >>> {"dense", "cnn", "lstm", "transformer"} <= set(family_names())
+    True
+    """
     return sorted({**BUILTIN_FAMILIES, **_registered})
 
 

@@ -79,3 +79,8 @@ def example_token_ids(rng, batch_size, length, vocab_size):
     lengths[0] = length  # one row without padding
     positions = np.arange(length)[None, :]
     return np.where(positions < lengths[:, None], ids, PAD_ID).astype("int32")
+
+
+def next_token_targets(token_ids):
+    """Language-model targets: each position's label is the following token."""
+    return np.concatenate([token_ids[:, 1:], np.full_like(token_ids[:, :1], PAD_ID)], axis=1)

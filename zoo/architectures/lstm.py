@@ -6,7 +6,12 @@ from typing import Literal
 import keras
 import numpy as np
 
-from zoo.architectures.base import ZooModel, example_token_ids, sparse_logits_loss
+from zoo.architectures.base import (
+    ZooModel,
+    example_token_ids,
+    next_token_targets,
+    sparse_logits_loss,
+)
 
 TASK_NAMES = {
     "classification": "sequence-classification",
@@ -100,7 +105,7 @@ class LSTMModel(ZooModel):
         if config.task == "classification":
             y = rng.integers(0, config.num_classes, size=batch_size).astype("int32")
         elif config.task == "language_model":
-            y = np.concatenate([x[:, 1:], np.zeros_like(x[:, :1])], axis=1)
+            y = next_token_targets(x)
         else:
             y = rng.normal(size=(batch_size, length, config.num_targets)).astype("float32")
         return x, y

@@ -9,7 +9,12 @@ from keras import ops
 from zoo import backend
 from zoo.architectures import generation
 from zoo.architectures import transformer_blocks as blocks
-from zoo.architectures.base import ZooModel, example_token_ids, sparse_logits_loss
+from zoo.architectures.base import (
+    ZooModel,
+    example_token_ids,
+    next_token_targets,
+    sparse_logits_loss,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +59,7 @@ class TransformerDecoderLM(ZooModel):
         config = self.zoo_config
         rng = np.random.default_rng(seed)
         x = example_token_ids(rng, batch_size, min(16, config.max_length), config.vocab_size)
-        y = np.concatenate([x[:, 1:], np.zeros_like(x[:, :1])], axis=1)
+        y = next_token_targets(x)
         return x, y
 
     def default_loss(self):
