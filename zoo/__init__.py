@@ -14,23 +14,34 @@ True
 
 from zoo.architectures import family_names, register_family
 from zoo.errors import (
+    ChecksumError,
+    DownloadError,
     FamilyNotFoundError,
     InvalidConfigError,
     InvalidPresetError,
+    MissingDependencyError,
+    OfflineError,
     PresetNotFoundError,
+    UnsafeArchiveError,
     ZooError,
 )
 from zoo.loader import load
+from zoo.presets import save_preset
 from zoo.registry import PresetCard, info, list_presets, register_preset, unregister_preset
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ChecksumError",
+    "DownloadError",
     "FamilyNotFoundError",
     "InvalidConfigError",
     "InvalidPresetError",
+    "MissingDependencyError",
+    "OfflineError",
     "PresetCard",
     "PresetNotFoundError",
+    "UnsafeArchiveError",
     "ZooError",
     "family_names",
     "info",
@@ -38,5 +49,6 @@ __all__ = [
     "load",
     "register_family",
     "register_preset",
+    "save_preset",
     "unregister_preset",
 ]

@@ -53,3 +53,23 @@ class InvalidConfigError(ZooError, ValueError):
 
 class InvalidPresetError(ZooError, ValueError):
     """A preset card that is malformed or contradicts itself."""
+
+
+class ChecksumError(ZooError, OSError):
+    """A file whose sha256 is not the one it should have; nothing was cached."""
+
+
+class DownloadError(ZooError, OSError):
+    """A download that failed after its retries; nothing was cached."""
+
+
+class OfflineError(ZooError, OSError):
+    """Offline mode is on and what was asked for is not in the cache."""
+
+
+class UnsafeArchiveError(ZooError, ValueError):
+    """An archive with entries that could escape the folder it is extracted into."""
+
+
+class MissingDependencyError(ZooError, ImportError):
+    """An optional package a source needs is not installed."""

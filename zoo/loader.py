@@ -1,18 +1,21 @@
-"""`zoo.load`: preset name -> card -> family -> built keras.Model."""
+"""`zoo.load`: a preset name or source -> a built keras.Model."""
 
-from zoo import registry
-from zoo.architectures import get_family
-from zoo.errors import ZooError
+from zoo import hub, presets, registry
+from zoo.architectures import build
 
 
 def load(name, pretrained=True, num_classes=None, **overrides):
-    """Build the model of preset `name`, with its pretrained weights if it has any.
+    """Build the model of a preset, with its pretrained weights if it has any.
 
     Args:
-        name: a preset name such as "transformer-small" (see `zoo.list_presets()`).
-        pretrained: load the preset's weights when it has them; False gives a
+        name: a preset name such as "transformer-small" (see `zoo.list_presets()`),
+            or a source: a preset folder, a .tar.gz / .zip archive, `file://`,
+            `https://` (optionally `#sha256=<hex>`), `hf://org/repo@revision` or
+            `kaggle://handle`. Downloads are verified and cached (see `zoo.hub`).
+        pretrained: load the weights when the preset has them; False gives a
             freshly initialised model of the same architecture.
-        num_classes: a new number of output classes for classifier presets.
+        num_classes: a new number of output classes for classifier presets;
+            every other pretrained weight is kept.
         **overrides: config keys to change, e.g. `dropout=0.0`; unknown keys
             or wrong types raise `zoo.InvalidConfigError` listing the allowed keys.
 
@@ -25,15 +28,18 @@ def load(name, pretrained=True, num_classes=None, **overrides):
     >>> model.output_shape
     (None, 3)
     """
-    card = registry.info(name)
-    model_class = get_family(card.family)
-    config = dict(card.config)
-    config.update(overrides)
-    if num_classes is not None:
-        config["num_classes"] = num_classes
-    model = model_class(name=card.name.replace("-", "_").replace(".", "_"), **config)
-    if pretrained and card.pretrained:
-        # Weight download and verification arrive with the preset format work
-        # (issue 3); no built-in card names weights yet.
-        raise ZooError(f"Preset {name!r} names weights, but this version of keras-zoo cannot fetch them yet.")
-    return model
+    source = hub.parse_source(name)
+    if source.kind == "builtin":
+        card = registry.info(name)
+        model_name = card.name.replace("-", "_").replace(".", "_")
+        if not (pretrained and card.pretrained):
+            return build(card.family, card.config, num_classes=num_classes, name=model_name, **overrides)
+        folder = hub.resolve_builtin(card)
+    else:
+        folder = hub.resolve(source)
+        model_name = None
+        if not pretrained:
+            family, config = presets.read_config(folder)
+            return build(family, config, num_classes=num_classes, **overrides)
+    return presets.build_from_folder(folder, num_classes, name=model_name, **overrides)
+

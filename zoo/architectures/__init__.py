@@ -42,6 +42,14 @@ def get_family(name):
     return getattr(importlib.import_module(module_name), class_name)
 
 
+def build(family, config, *, num_classes=None, name=None, **overrides):
+    """Build a model of `family` from a config dict plus overrides."""
+    config = {**config, **overrides}
+    if num_classes is not None:
+        config["num_classes"] = num_classes
+    return get_family(family)(name=name or family.replace("-", "_"), **config)
+
+
 def register_family(model_class, *, overwrite=False):
     """Make a `ZooModel` subclass available to presets under `model_class.family`.
 
