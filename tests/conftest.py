@@ -20,8 +20,25 @@ def preset_params(names):
 
 
 @pytest.fixture(autouse=True)
-def _seeded():
+def _seeded_and_isolated(tmp_path_factory, monkeypatch):
+    """Every test: fixed seeds, its own empty zoo cache, online, short timeouts."""
     keras.utils.set_random_seed(1234)
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path_factory.mktemp("zoo-home")))
+    for name in ("ZOO_OFFLINE", "HF_HUB_OFFLINE", "ZOO_MIRROR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ZOO_DOWNLOAD_TIMEOUT", "5")
+    monkeypatch.setenv("ZOO_DOWNLOAD_RETRIES", "2")
+
+
+@pytest.fixture
+def preset_server(tmp_path):
+    """A real HTTP server on 127.0.0.1 serving `server.root`."""
+    from preset_server import PresetServer
+
+    root = tmp_path / "served"
+    root.mkdir()
+    with PresetServer(root) as server:
+        yield server
 
 
 def to_numpy(outputs):
