@@ -1,7 +1,9 @@
-"""The `zoo` command: list and describe presets, run the demo.
+"""The `zoo` command: list and describe presets, download them, manage the cache.
 
     zoo list [PATTERN] [--family F] [--task T] [--pretrained | --no-pretrained]
     zoo info NAME [--json]
+    zoo download SOURCE [--quiet]
+    zoo cache list | verify | clear [NAME] | dir
     zoo demo
 
 Listing and describing read only the JSON cards, so they answer instantly and
@@ -75,6 +77,48 @@ def info_command(args, console):
     return 0
 
 
+def download_command(args, console):
+    from zoo import hub
+
+    folder = hub.resolve(args.source, quiet=True if args.quiet else None)
+    console.print(f"{args.source} -> {folder}", highlight=False)
+    return 0
+
+
+def cache_command(args, console):
+    from zoo import hub, presets
+
+    if args.action == "dir":
+        console.print(str(hub.cache_root()), highlight=False)
+        return 0
+    if args.action == "clear":
+        removed = hub.clear_cache(args.name)
+        console.print(f"removed {len(removed)} cache entr{'y' if len(removed) == 1 else 'ies'} from {hub.cache_root()}")
+        return 0
+    entries = hub.cache_entries()
+    if not entries:
+        console.print(f"the cache is empty ({hub.cache_root()})")
+        return 0
+    table = Table(title=f"{len(entries)} cached presets in {hub.cache_root()}", title_justify="left")
+    for column in ("entry", "source", "size", "fetched", "status" if args.action == "verify" else ""):
+        if column:
+            table.add_column(column, justify="right" if column == "size" else "left")
+    failures = 0
+    for entry, record in entries:
+        size = sum(p.stat().st_size for p in entry.rglob("*") if p.is_file())
+        row = [entry.name, record.get("label") or record["location"], human_count(size) + "B", record["fetched_at"]]
+        if args.action == "verify":
+            try:
+                presets.verify_folder(entry)
+                row.append("[green]ok[/]")
+            except (ZooError, FileNotFoundError, FileExistsError) as error:
+                failures += 1
+                row.append(f"[red]CORRUPT[/] {error}")
+        table.add_row(*row)
+    console.print(table)
+    return 1 if failures else 0
+
+
 def demo_command(args, console):
     from zoo import demo  # imports Keras and the backend
 
@@ -101,6 +145,16 @@ def build_parser():
     info.add_argument("--json", action="store_true", help="print the card as JSON")
     info.set_defaults(run=info_command)
 
+    download = commands.add_parser("download", help="download and verify a preset into the cache")
+    download.add_argument("source", help="preset name, folder, archive, http(s)://, hf:// or kaggle:// source")
+    download.add_argument("--quiet", action="store_true", help="no progress bar")
+    download.set_defaults(run=download_command)
+
+    cache = commands.add_parser("cache", help="inspect, verify or clear the download cache")
+    cache.add_argument("action", choices=("list", "verify", "clear", "dir"))
+    cache.add_argument("name", nargs="?", help="with clear: only entries whose name or source contains this")
+    cache.set_defaults(run=cache_command)
+
     demo = commands.add_parser("demo", help="load a preset, predict and evaluate on bundled data")
     demo.add_argument("--preset", default="transformer-small", help="the sequence model to run (default: %(default)s)")
     demo.set_defaults(run=demo_command)
@@ -114,7 +168,7 @@ def main(argv=None):
     console = Console(width=160 if wide else None)
     try:
         return args.run(args, console)
-    except ZooError as error:
+    except (ZooError, FileNotFoundError, FileExistsError) as error:
         Console(stderr=True).print(f"[bold red]error:[/] {error}", highlight=False)
         return 2
 
