@@ -17,6 +17,8 @@ DOCUMENTED_MODULES = [
     "zoo",
     "zoo.registry",
     "zoo.loader",
+    "zoo.presets",
+    "zoo.hub",
     "zoo.architectures",
     "zoo.architectures.dense",
     "zoo.architectures.cnn",

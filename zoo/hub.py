@@ -107,7 +107,14 @@ class Source:
 
 
 def parse_source(text):
-    """Classify a source string; see the module docstring for the forms."""
+    """Classify a source string; see the module docstring for the forms.
+
+    Example:
+    >>> parse_source("https://example.org/p.tar.gz#sha256=" + "ab" * 32).kind
+    'http-archive'
+    >>> parse_source("transformer-small").kind
+    'builtin'
+    """
     text = str(text)
     if text.startswith("hf://"):
         return Source("hf", text.removeprefix("hf://"))
