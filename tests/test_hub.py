@@ -310,3 +310,19 @@ def test_cli_download_and_cache_commands(served, capsys, monkeypatch):
     assert hub.cache_entries() == []
     assert main(["download", f"{server.url}/absent/", "--quiet"]) == 2
     assert "HTTP 404" in capsys.readouterr().err
+
+
+def test_clear_removes_abandoned_downloads_but_not_running_ones():
+    import filelock
+
+    root = hub.cache_root()
+    abandoned = root / ".dead-0123456789abcdef.partial-aaaaaaaa"
+    running = root / ".busy-0123456789abcdef.partial-bbbbbbbb"
+    for folder in (abandoned, running):
+        folder.mkdir(parents=True)
+        (folder / "model.weights.h5").write_bytes(b"half")
+    (hub.zoo_home() / "locks").mkdir(parents=True, exist_ok=True)
+    with filelock.FileLock(hub.zoo_home() / "locks" / "busy-0123456789abcdef.lock"):
+        removed = hub.clear_cache()
+    assert removed == [abandoned]
+    assert running.exists() and not abandoned.exists()

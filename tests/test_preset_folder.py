@@ -41,6 +41,7 @@ def test_folder_layout_metadata_and_assets(tmp_path):
     assert metadata["keras_version"] == keras.__version__
     assert metadata["params"] == model.count_params()
     assert (metadata["dataset"], metadata["license"]) == ("python docs", "MIT")
+    assert (metadata["metrics"], metadata["label_names"]) == ({}, None)  # always present
     assert (folder / "assets" / "vocab.txt").read_text() == "[PAD]\nhello\n"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
 

@@ -506,9 +506,27 @@ def clear_cache(name=None):
         if name is None or any(name in text for text in haystack):
             shutil.rmtree(entry)
             removed.append(entry)
-    root = cache_root()
-    if name is None and root.is_dir():
-        for leftover in root.glob(".*"):
+    if name is None:
+        removed += _remove_abandoned_downloads()
+    return removed
+
+
+def _remove_abandoned_downloads():
+    """Delete staging leftovers of downloads whose process died; a download
+    still running holds its entry's lock, and its files are left alone."""
+    import filelock
+
+    root, removed = cache_root(), []
+    for leftover in sorted(root.glob(".*.partial-*")) if root.is_dir() else []:
+        entry_name = leftover.name[1:].split(".partial-")[0]
+        lock = filelock.FileLock(zoo_home() / "locks" / f"{entry_name}.lock")
+        try:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            continue
+        try:
             shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
             removed.append(leftover)
+        finally:
+            lock.release()
     return removed

@@ -27,6 +27,9 @@ WEIGHTS_FILE = "model.weights.h5"
 METADATA_FILE = "metadata.json"
 MANIFEST_FILE = "manifest.json"
 ASSETS_DIR = "assets"
+# Keys every metadata.json has, so readers need not guess; save_preset's
+# keyword arguments fill them in (and may add more).
+METADATA_DEFAULTS = {"dataset": None, "metrics": {}, "license": None, "label_names": None}
 
 
 def sha256_of(path, chunk_size=1 << 20):
@@ -84,6 +87,7 @@ def save_preset(model, folder, *, assets=None, overwrite=False, **metadata):
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
         _write_json(staging / METADATA_FILE, {
+            **METADATA_DEFAULTS,
             "zoo_version": _zoo_version(),
             "keras_version": keras.__version__,
             "backend": keras.backend.backend(),
