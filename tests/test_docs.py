@@ -67,3 +67,8 @@ def test_digits_example_learns():
     example = runpy.run_path(str(ROOT / "examples" / "train_digits_cnn.py"))
     accuracy = example["main"](["--epochs", "3"])
     assert accuracy > 0.5  # ten classes: chance is 0.1
+
+
+def test_publish_and_load_example_round_trips():
+    example = runpy.run_path(str(ROOT / "examples" / "publish_and_load_preset.py"))
+    assert example["main"]() is True
