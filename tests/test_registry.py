@@ -66,6 +66,8 @@ def test_malformed_cards_are_refused_with_the_reason():
         zoo.register_preset({**card, "colour": "blue"})
     with pytest.raises(zoo.InvalidPresetError, match="'params' has the wrong type"):
         zoo.register_preset({**card, "params": "many"})
+    with pytest.raises(zoo.InvalidPresetError, match="'weights' must be null or"):
+        zoo.register_preset({**card, "weights": {"url": "https://example.org/w.h5"}})
 
 
 def test_a_card_of_an_unknown_family_fails_on_load_naming_the_families():

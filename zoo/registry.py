@@ -27,7 +27,9 @@ class PresetCard:
         inputs: input name -> {"shape": [...], "dtype": ...}; None is a free dimension.
         params: number of parameters of the built model.
         license: license of the card and of any weights.
-        weights: where pretrained weights come from, or None if there are none.
+        weights: None, or `{"folder", "manifest_sha256"}`: the preset folder holding
+            the weights (bundled beside the cards, else fetched from $ZOO_MIRROR)
+            and the sha256 of its manifest.json, which pins every file.
         metrics: published metrics of the pretrained weights.
     """
 
@@ -77,6 +79,15 @@ def card_from_dict(data, *, source="<dict>"):
     for key, value in data.items():
         if not isinstance(value, expected_types[key]):
             raise InvalidPresetError(f"{source}: key {key!r} has the wrong type {type(value).__name__}.")
+    weights = data.get("weights")
+    if weights is not None and not (
+        isinstance(weights.get("folder"), str) and isinstance(weights.get("manifest_sha256"), str)
+        and len(weights["manifest_sha256"]) == 64
+    ):
+        raise InvalidPresetError(
+            f"{source}: 'weights' must be null or {{'folder': <preset folder name>, "
+            f"'manifest_sha256': <sha256 of its manifest.json>}}, got {weights!r}."
+        )
     return PresetCard(**data)
 
 
