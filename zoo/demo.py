@@ -42,8 +42,8 @@ def tabular_demo(console, epochs=30):
     predictions = np.argmax(model.predict(x_test, verbose=0), axis=-1)
     majority = np.full_like(y_test, np.bincount(y_train).argmax())
 
-    table = Table(title=f"dense-small on breast cancer: held-out {len(y_test)} rows (fit in {seconds:.1f}s)",
-                  title_justify="left")
+    console.print(f"\n[bold]dense-small[/] on breast cancer: {len(y_test)} held-out rows (fit in {seconds:.1f}s)")
+    table = Table()
     for column in ("model", "accuracy", "macro F1"):
         table.add_column(column)
     for name, predicted in (("dense-small", predictions), ("majority class", majority)):
