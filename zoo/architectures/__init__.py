@@ -47,7 +47,7 @@ def build(family, config, *, num_classes=None, name=None, **overrides):
     config = {**config, **overrides}
     if num_classes is not None:
         config["num_classes"] = num_classes
-    return get_family(family)(name=name or family.replace("-", "_"), **config)
+    return get_family(family)(name=name, **config)  # ZooModel names unnamed models after their family
 
 
 def register_family(model_class, *, overwrite=False):

@@ -19,7 +19,7 @@ class ZooModel(keras.Model):
 
     Subclasses set `family`, `Config` (a frozen dataclass) and implement
     `build_graph(config) -> (inputs, outputs, layers)`, plus `task`,
-    `example_batch` and `loss` so that generic tools (tests, demo, benchmarks)
+    `example_batch` and `default_loss` so that generic tools (tests, demo, benchmarks)
     can drive any family the same way.
     """
 
