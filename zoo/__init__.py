@@ -22,6 +22,7 @@ from zoo.errors import (
     MissingDependencyError,
     OfflineError,
     PresetNotFoundError,
+    TrainingDivergedError,
     UnsafeArchiveError,
     ZooError,
 )
@@ -30,6 +31,26 @@ from zoo.presets import save_preset
 from zoo.registry import PresetCard, info, list_presets, register_preset, unregister_preset
 
 __version__ = "0.1.0"
+
+
+# Public functions that need Keras, imported on first use so that `import zoo`
+# (and `zoo list`) never starts a backend.
+_LAZY = {
+    "finetune": "zoo.training",
+    "enable_lora": "zoo.lora",
+    "save_lora": "zoo.lora",
+    "load_lora": "zoo.lora",
+    "merge_lora": "zoo.lora",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")
+
 
 __all__ = [
     "ChecksumError",
@@ -42,7 +63,9 @@ __all__ = [
     "PresetCard",
     "PresetNotFoundError",
     "UnsafeArchiveError",
+    "TrainingDivergedError",
     "ZooError",
+    *_LAZY,
     "family_names",
     "info",
     "list_presets",

@@ -73,3 +73,7 @@ class UnsafeArchiveError(ZooError, ValueError):
 
 class MissingDependencyError(ZooError, ImportError):
     """An optional package a source needs is not installed."""
+
+
+class TrainingDivergedError(ZooError, ArithmeticError):
+    """The loss became NaN or infinite; the model's weights were put back as they were."""

@@ -2,9 +2,10 @@
 
 from zoo import hub, presets, registry
 from zoo.architectures import build
+from zoo.errors import InvalidConfigError
 
 
-def load(name, pretrained=True, num_classes=None, **overrides):
+def load(name, pretrained=True, num_classes=None, label_names=None, **overrides):
     """Build the model of a preset, with its pretrained weights if it has any.
 
     Args:
@@ -14,8 +15,12 @@ def load(name, pretrained=True, num_classes=None, **overrides):
             `kaggle://handle`. Downloads are verified and cached (see `zoo.hub`).
         pretrained: load the weights when the preset has them; False gives a
             freshly initialised model of the same architecture.
-        num_classes: a new number of output classes for classifier presets;
-            every other pretrained weight is kept.
+        num_classes: a new number of output classes for classifier presets:
+            the head starts fresh, every other pretrained weight is kept (the
+            new layers are logged on the "zoo" logger).
+        label_names: class names, one per output class (sets `num_classes`
+            when that is not given). They travel with the model: into
+            `model.predict_labels()`, evaluation reports and saved presets.
         **overrides: config keys to change, e.g. `dropout=0.0`; unknown keys
             or wrong types raise `zoo.InvalidConfigError` listing the allowed keys.
 
@@ -27,7 +32,32 @@ def load(name, pretrained=True, num_classes=None, **overrides):
     >>> model = zoo.load("dense-tiny", num_classes=3)
     >>> model.output_shape
     (None, 3)
+    >>> zoo.load("dense-tiny", label_names=["cat", "dog"]).label_names
+    ['cat', 'dog']
     """
+    label_names, num_classes = _check_labels(label_names, num_classes)
+    model = _load_model(name, pretrained, num_classes, overrides)
+    if label_names is not None:
+        model.preset_metadata["label_names"] = label_names
+    elif num_classes is not None and len(model.label_names or ()) != num_classes:
+        model.preset_metadata["label_names"] = None  # the old names describe the old head
+    return model
+
+
+def _check_labels(label_names, num_classes):
+    if label_names is None:
+        return None, num_classes
+    label_names = [str(label) for label in label_names]
+    if len(set(label_names)) != len(label_names) or not label_names:
+        raise InvalidConfigError(f"label_names must be distinct and non-empty, got {label_names}.")
+    if num_classes not in (None, len(label_names)):
+        raise InvalidConfigError(
+            f"num_classes={num_classes} but {len(label_names)} label_names were given; pass one or the other."
+        )
+    return label_names, len(label_names)
+
+
+def _load_model(name, pretrained, num_classes, overrides):
     source = hub.parse_source(name)
     if source.kind == "builtin":
         card = registry.info(name)

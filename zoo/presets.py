@@ -14,6 +14,7 @@ its family must be registered before anything is built.
 import datetime
 import hashlib
 import json
+import logging
 import os
 import shutil
 import uuid
@@ -27,6 +28,8 @@ WEIGHTS_FILE = "model.weights.h5"
 METADATA_FILE = "metadata.json"
 MANIFEST_FILE = "manifest.json"
 ASSETS_DIR = "assets"
+logger = logging.getLogger("zoo")
+
 # Keys every metadata.json has, so readers need not guess; save_preset's
 # keyword arguments fill them in (and may add more).
 METADATA_DEFAULTS = {"dataset": None, "metrics": {}, "license": None, "label_names": None}
@@ -88,6 +91,7 @@ def save_preset(model, folder, *, assets=None, overwrite=False, **metadata):
             shutil.copyfile(source, target)
         _write_json(staging / METADATA_FILE, {
             **METADATA_DEFAULTS,
+            **_carried_metadata(model),
             "zoo_version": _zoo_version(),
             "keras_version": keras.__version__,
             "backend": keras.backend.backend(),
@@ -173,17 +177,52 @@ def read_metadata(folder):
 
 
 def build_from_folder(folder, num_classes=None, name=None, **overrides):
-    """Verify a preset folder, build its model and load its weights."""
+    """Verify a preset folder, build its model and load its weights.
+
+    With `num_classes` or config overrides the model is rebuilt to the new
+    config and keeps every pretrained weight whose shape still fits; the
+    layers that start fresh (a new head) are logged on the "zoo" logger.
+    """
     from zoo.architectures import build
 
     folder = Path(folder)
     verify_folder(folder)
     family, config = read_config(folder)
-    model = build(family, config, num_classes=num_classes, name=name, **overrides)
-    # A changed architecture (a new head) keeps every weight whose shape still fits.
-    model.load_weights(folder / WEIGHTS_FILE, skip_mismatch=bool(overrides) or num_classes is not None)
+    model = build(family, config, name=name)
+    model.load_weights(folder / WEIGHTS_FILE)
+    if num_classes is not None or overrides:
+        changed = build(family, config, num_classes=num_classes, name=name, **overrides)
+        fresh = copy_matching_weights(model, changed)
+        if fresh:
+            logger.warning(
+                "%s: new layers, randomly initialised (not in the preset or of another shape): %s. "
+                "Every other layer keeps its pretrained weights; fine-tune before use (zoo.finetune).",
+                folder.name, "; ".join(fresh),
+            )
+        model = changed
     model.preset_metadata = read_metadata(folder)
     return model
+
+
+def copy_matching_weights(source, target):
+    """Copy each layer's weights from `source` to the same-named layer of
+    `target` where every shape matches; describe the layers left as they were."""
+    fresh = []
+    for layer in target.layers:
+        if not layer.weights:
+            continue
+        try:
+            weights = source.get_layer(layer.name).get_weights()
+        except ValueError:  # no such layer in the source model
+            fresh.append(f"{layer.name} (new)")
+            continue
+        shapes = [tuple(w.shape) for w in layer.weights]
+        if [tuple(w.shape) for w in weights] != shapes:
+            before = ", ".join(str(tuple(w.shape)) for w in weights)
+            fresh.append(f"{layer.name} ({before} -> {', '.join(map(str, shapes))})")
+            continue
+        layer.set_weights(weights)
+    return fresh
 
 
 def replace_folder(staging, folder):
@@ -198,6 +237,17 @@ def replace_folder(staging, folder):
     os.replace(staging, folder)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _carried_metadata(model):
+    """What a model's own preset metadata passes on to a preset saved from it:
+    the facts about its outputs, not the provenance of the folder it came from."""
+    carried = {}
+    metadata = getattr(model, "preset_metadata", None) or {}
+    for key in ("label_names", "license"):
+        if metadata.get(key) is not None:
+            carried[key] = metadata[key]
+    return carried
 
 
 def _write_json(path, data):

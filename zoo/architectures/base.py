@@ -36,6 +36,9 @@ class ZooModel(keras.Model):
             trainable=trainable,
         )
         self.zoo_config = zoo_config
+        # Facts from the preset folder (label names, data set, ...); the
+        # loader and zoo.finetune fill it in, save_preset writes it out.
+        self.preset_metadata = {}
         # Named handles on layers that methods such as generate() reuse.
         for attribute, layer in layers.items():
             setattr(self, attribute, layer)
@@ -54,6 +57,36 @@ class ZooModel(keras.Model):
     def default_loss(self):
         """The Keras loss that fits this model's outputs (logits)."""
         raise NotImplementedError
+
+    @property
+    def head_layer_names(self):
+        """Layers that map features to the task's outputs: replaced by
+        `num_classes=`, trained alone by `zoo.finetune(freeze="backbone")`.
+        Empty for families whose output is tied to their input embedding."""
+        return tuple(layer.name for layer in self.layers if layer.name == "head")
+
+    @property
+    def label_names(self):
+        """Class names from the preset metadata, or None."""
+        return self.preset_metadata.get("label_names")
+
+    def predict_labels(self, x, batch_size=32):
+        """Predicted class of each input: its label name when the preset has
+        label names, else its class index. Classifiers only.
+
+        Example:
+        >>> import zoo
+        >>> model = zoo.load("dense-tiny", label_names=["no", "yes"])
+        >>> model.predict_labels(np.zeros((2, 30), "float32"))[0] in ("no", "yes")
+        True
+        """
+        if "classification" not in self.task:
+            raise TypeError(f"predict_labels() is for classifiers; this model's task is {self.task!r}.")
+        logits = self.predict(x, batch_size=batch_size, verbose=0)
+        indices = np.argmax(logits, axis=-1)
+        if self.label_names is None:
+            return indices
+        return [self.label_names[index] for index in indices]
 
     def get_config(self):
         return {

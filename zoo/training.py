@@ -1,0 +1,408 @@
+"""`zoo.finetune` (defined here): train a loaded preset on your data with the usual recipe.
+
+It composes Keras pieces rather than replacing `fit`: an AdamW optimizer with
+a warm-up + decay schedule, freezing (the backbone, the first N layers, or
+LoRA adapters only), gradual unfreezing, best-weights restoration and early
+stopping on the validation metric, and a guard that turns a NaN / inf loss
+into a clear error after putting the model's weights back as they were.
+"""
+
+import contextlib
+import math
+
+import keras
+import numpy as np
+
+from zoo import lora
+from zoo.errors import InvalidConfigError, TrainingDivergedError
+
+SCHEDULES = ("cosine", "linear", "constant")
+MIXED_POLICIES = {True: "mixed_bfloat16", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+
+
+def finetune(
+    model,
+    train,
+    validation=None,
+    *,
+    epochs=3,
+    batch_size=32,
+    learning_rate=1e-3,
+    schedule="cosine",
+    warmup_steps=0,
+    weight_decay=0.01,
+    freeze="none",
+    unfreeze_at=None,
+    lora_rank=None,
+    lora_alpha=None,
+    early_stopping=None,
+    monitor=None,
+    class_weight=None,
+    label_names=None,
+    mixed_precision=False,
+    steps_per_epoch=None,
+    callbacks=(),
+    verbose="auto",
+):
+    """Fine-tune `model` in place and return the Keras `History`.
+
+    Args:
+        model: a zoo model, e.g. `zoo.load("cnn-small", num_classes=5)`.
+        train: `(x, y)` numpy arrays, a `tf.data.Dataset`, a torch
+            `DataLoader` or a `keras.utils.PyDataset` of `(x, y)` batches;
+            every backend takes every kind.
+        validation: the same kinds, or None. With it, the weights of the best
+            epoch by `monitor` are restored at the end.
+        epochs, batch_size: as in `fit`; `batch_size` applies to arrays.
+        learning_rate: peak learning rate, reached after `warmup_steps`.
+        schedule: "cosine" or "linear" decay to 0 over all steps, or "constant".
+        warmup_steps: steps of linear warm-up from 0.
+        weight_decay: AdamW's decoupled weight decay.
+        freeze: "none"; "backbone" trains only the head; an integer N freezes
+            the first N layers with trainable weights (input side first).
+        unfreeze_at: with `freeze`, the epoch from which everything trains.
+        lora_rank: train rank-r LoRA adapters on the dense, attention and
+            convolution projections plus the head, and nothing else
+            (see `zoo.lora` to save, load and merge them).
+        lora_alpha: LoRA scale numerator (default: the rank, i.e. scale 1).
+        early_stopping: stop after this many epochs without improvement of
+            `monitor` (needs `validation`).
+        monitor: the metric to watch; default "val_accuracy" for classifiers,
+            else "val_loss".
+        class_weight: `{class index: weight}` for imbalanced classes.
+        label_names: class names to store with the model (and saved presets).
+        mixed_precision: True / "bfloat16" or "float16": compute in 16 bits,
+            keep float32 weights (the model computes in float32 again after).
+        steps_per_epoch: needed only when `train` has no length (a generator
+            or an infinite dataset).
+        callbacks: more Keras callbacks.
+        verbose: "auto", 0, 1 or 2, as in `fit`.
+
+    If the loss becomes NaN or infinite, or training raises, every weight is
+    put back as it was before the call and the error says what to try.
+
+    Example:
+    >>> import numpy as np, zoo
+    >>> model = zoo.load("dense-tiny", num_features=4, label_names=["a", "b"])
+    >>> x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+    >>> y = (x[:, 0] > 0).astype("int32")
+    >>> history = zoo.finetune(model, (x, y), (x, y), epochs=2, verbose=0)
+    >>> sorted(history.history)
+    ['accuracy', 'loss', 'val_accuracy', 'val_loss']
+    """
+    _check_arguments(model, schedule, freeze, unfreeze_at, lora_rank, early_stopping, validation, epochs)
+    train, train_steps = _as_fit_data(train, batch_size, steps_per_epoch, "train")
+    if validation is not None:
+        validation, _ = _as_fit_data(validation, batch_size, None, "validation")
+        validation = tuple(v for v in validation.values() if v is not None)
+        validation = validation[0] if len(validation) == 1 else validation
+    monitor = monitor or _default_monitor(model, validation)
+    total_steps = epochs * train_steps
+    schedule_fn = make_schedule(schedule, learning_rate, total_steps, warmup_steps)
+
+    guard = DivergenceGuard()
+    best = BestWeights(monitor) if validation is not None else None
+    stopper = (
+        keras.callbacks.EarlyStopping(monitor=monitor, patience=early_stopping, mode=_mode(monitor))
+        if early_stopping is not None else None
+    )
+    all_callbacks = [c for c in (guard, best, stopper) if c is not None] + list(callbacks)
+    phases = [(0, epochs)] if unfreeze_at is None else [(0, unfreeze_at), (unfreeze_at, epochs)]
+    fit_options = dict(validation_data=validation, class_weight=class_weight, verbose=verbose,
+                       steps_per_epoch=steps_per_epoch, callbacks=all_callbacks, **train)
+    # Arrays are batched and shuffled here; datasets and loaders batch themselves
+    # (Keras warns if asked to shuffle those).
+    if "y" in train:
+        fit_options.update(batch_size=batch_size, shuffle=True)
+    else:
+        fit_options.update(shuffle=False)
+
+    with _restored_on_failure(model), _mixed_precision(model, mixed_precision):
+        if lora_rank is not None:
+            lora.enable_lora(model, lora_rank, lora_alpha)
+        frozen = [] if lora_rank is not None else freeze_layers(model, freeze)
+        histories = []
+        for phase, (first_epoch, last_epoch) in enumerate(phases):
+            if phase > 0:  # gradual unfreezing: from here on, everything trains
+                for layer in frozen:
+                    layer.trainable = True
+            # A fresh optimizer per phase (its slots must cover the newly trainable
+            # weights); the schedule carries on from the steps already taken.
+            optimizer = keras.optimizers.AdamW(
+                learning_rate=OffsetSchedule(schedule_fn, first_epoch * train_steps),
+                weight_decay=weight_decay,
+            )
+            model.compile(optimizer=optimizer, loss=model.default_loss(), metrics=_metrics(model))
+            histories.append(model.fit(initial_epoch=first_epoch, epochs=last_epoch, **fit_options))
+            guard.raise_if_diverged(learning_rate)
+            if stopper is not None and stopper.stopped_epoch > 0:
+                break
+        if best is not None:
+            best.restore(model)
+    if label_names is not None:
+        model.preset_metadata["label_names"] = [str(name) for name in label_names]
+    return merge_histories(model, histories)
+
+
+def make_schedule(name, peak, total_steps, warmup_steps=0):
+    """A Keras learning-rate schedule: linear warm-up to `peak`, then cosine,
+    linear or no decay until `total_steps`.
+
+    Example:
+    >>> schedule = make_schedule("linear", 1.0, total_steps=10, warmup_steps=2)
+    >>> [round(float(schedule(step)), 2) for step in (0, 1, 2, 6, 10)]
+    [0.0, 0.5, 1.0, 0.5, 0.0]
+    """
+    if name not in SCHEDULES:
+        raise InvalidConfigError(f"schedule={name!r}: use one of {', '.join(SCHEDULES)}.")
+    if warmup_steps >= total_steps and warmup_steps > 0:
+        raise InvalidConfigError(
+            f"warmup_steps={warmup_steps} is not shorter than the whole run ({total_steps} steps)."
+        )
+    return WarmupDecay(name, peak, total_steps, warmup_steps)
+
+
+class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up then cosine / linear / constant. Keras' CosineDecay has a
+    warm-up but its linear PolynomialDecay does not; one class keeps the three alike."""
+
+    def __init__(self, kind, peak, total_steps, warmup_steps):
+        self.kind, self.peak = kind, float(peak)
+        self.total_steps, self.warmup_steps = int(total_steps), int(warmup_steps)
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        warmup = keras.ops.minimum(step / max(self.warmup_steps, 1), 1.0) if self.warmup_steps else 1.0
+        decay_steps = max(self.total_steps - self.warmup_steps, 1)
+        progress = keras.ops.clip((step - self.warmup_steps) / decay_steps, 0.0, 1.0)
+        if self.kind == "cosine":
+            decay = 0.5 * (1.0 + keras.ops.cos(math.pi * progress))
+        elif self.kind == "linear":
+            decay = 1.0 - progress
+        else:
+            decay = 1.0
+        return self.peak * warmup * decay
+
+    def get_config(self):
+        return {"kind": self.kind, "peak": self.peak, "total_steps": self.total_steps,
+                "warmup_steps": self.warmup_steps}
+
+
+class OffsetSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """`schedule` read `offset` steps further on: a later training phase's new
+    optimizer counts from 0, the schedule must not restart."""
+
+    def __init__(self, schedule, offset):
+        self.schedule, self.offset = schedule, int(offset)
+
+    def __call__(self, step):
+        return self.schedule(step + self.offset)
+
+    def get_config(self):
+        return {"schedule": keras.saving.serialize_keras_object(self.schedule), "offset": self.offset}
+
+
+class DivergenceGuard(keras.callbacks.Callback):
+    """Stops training at the first non-finite loss and remembers where."""
+
+    def on_train_begin(self, logs=None):
+        self.diverged_at = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(loss)):
+            self.diverged_at = (self.epoch, batch, float(loss))
+            self.model.stop_training = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def raise_if_diverged(self, learning_rate):
+        if self.diverged_at is not None:
+            epoch, batch, loss = self.diverged_at
+            raise TrainingDivergedError(
+                f"the training loss became {loss} at epoch {epoch + 1}, batch {batch + 1}; the model's "
+                f"weights are back as they were before zoo.finetune(). Check the data for NaN or "
+                f"infinite values and labels outside 0..num_classes-1, or lower learning_rate "
+                f"(was {learning_rate})."
+            )
+
+
+class BestWeights(keras.callbacks.Callback):
+    """Keeps the weights of the best epoch by `monitor` across every phase of a
+    fine-tune (Keras' EarlyStopping forgets its best when a new `fit` starts)."""
+
+    def __init__(self, monitor):
+        super().__init__()
+        self.monitor, self.mode = monitor, _mode(monitor)
+        self.best_value, self.best_weights = None, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            raise InvalidConfigError(
+                f"monitor={self.monitor!r} is not among the logged metrics {sorted(logs or {})}."
+            )
+        value = float(value)
+        better = self.best_value is None or (value < self.best_value if self.mode == "min" else value > self.best_value)
+        if np.isfinite(value) and better:
+            self.best_value, self.best_weights = value, self.model.get_weights()
+
+    def restore(self, model):
+        if self.best_weights is not None:
+            model.set_weights(self.best_weights)
+
+
+def merge_histories(model, histories):
+    """One History covering every phase."""
+    merged = keras.callbacks.History()
+    merged.set_model(model)
+    merged.epoch, merged.history = [], {}
+    for history in histories:
+        merged.epoch.extend(history.epoch)
+        for key, values in history.history.items():
+            merged.history.setdefault(key, []).extend(float(v) for v in values)
+    merged.params = histories[-1].params
+    return merged
+
+
+@contextlib.contextmanager
+def _restored_on_failure(model):
+    """Put every weight and trainable flag back if the body raises; trainable
+    flags are put back in any case (freezing is for this fine-tune only)."""
+    weights = {id(v): np.array(keras.ops.convert_to_numpy(v)) for v in model.variables}
+    flags = [(layer, layer.trainable) for layer in model._flatten_layers(include_self=False)]
+    variable_flags = [(v, v.trainable) for v in model.variables]
+    try:
+        yield
+    except BaseException:
+        for variable in model.variables:
+            if id(variable) in weights:
+                variable.assign(weights[id(variable)])
+            elif variable.path.endswith("lora_kernel_b"):
+                variable.assign(np.zeros(variable.shape, variable.dtype))  # a zero adapter changes nothing
+        raise
+    finally:
+        if not lora.lora_enabled(model):
+            for layer, trainable in flags:
+                layer.trainable = trainable
+            for variable, trainable in variable_flags:
+                variable.trainable = trainable
+
+
+@contextlib.contextmanager
+def _mixed_precision(model, mixed_precision):
+    if not mixed_precision:
+        yield
+        return
+    if mixed_precision not in MIXED_POLICIES:
+        raise InvalidConfigError(f"mixed_precision={mixed_precision!r}: use True, 'bfloat16' or 'float16'.")
+    layers = list(model._flatten_layers(include_self=True))
+    policies = [(layer, layer.dtype_policy) for layer in layers]
+    for layer in layers:
+        layer.dtype_policy = MIXED_POLICIES[mixed_precision]
+    try:
+        yield
+    finally:
+        for layer, policy in policies:
+            layer.dtype_policy = policy
+
+
+def backbone_layers(model):
+    """Top-level layers with trainable weights outside the head, input side first."""
+    return [layer for layer in model.layers if layer.trainable_weights and layer.name not in model.head_layer_names]
+
+
+def freeze_layers(model, freeze):
+    """Freeze "backbone" (all but the head), the first N layers holding
+    weights, or nothing ("none"); returns the layers this froze."""
+    if freeze == "none":
+        return []
+    backbone = backbone_layers(model)
+    chosen = backbone if freeze == "backbone" else backbone[:freeze]
+    frozen = [layer for layer in chosen if layer.trainable]
+    for layer in frozen:
+        layer.trainable = False
+    return frozen
+
+
+def _check_arguments(model, schedule, freeze, unfreeze_at, lora_rank, early_stopping, validation, epochs):
+    from zoo.architectures.base import ZooModel
+
+    if not isinstance(model, ZooModel):
+        raise TypeError(f"finetune() takes a zoo model (from zoo.load), not {type(model).__name__}.")
+    if not isinstance(epochs, int) or epochs < 1:
+        raise InvalidConfigError(f"epochs must be a positive integer, got {epochs!r}.")
+    if schedule not in SCHEDULES:
+        raise InvalidConfigError(f"schedule={schedule!r}: use one of {', '.join(SCHEDULES)}.")
+    if freeze == "backbone" and not model.head_layer_names:
+        raise InvalidConfigError(
+            f"freeze='backbone' needs a separate head, and {model.family} has none (its output "
+            "projection is tied to the token embedding). Use freeze=N or lora_rank= instead."
+        )
+    backbone_size = len(backbone_layers(model))
+    if freeze not in ("none", "backbone") and not (
+        isinstance(freeze, int) and not isinstance(freeze, bool) and 0 <= freeze <= backbone_size
+    ):
+        raise InvalidConfigError(
+            f"freeze={freeze!r}: use 'none', 'backbone' or a number of layers from 0 to {backbone_size}."
+        )
+    if unfreeze_at is not None and (freeze == "none" or not 0 < unfreeze_at < epochs):
+        raise InvalidConfigError(
+            f"unfreeze_at={unfreeze_at!r} needs freeze= and an epoch between 1 and epochs-1 ({epochs - 1})."
+        )
+    if lora_rank is not None and (freeze != "none" or unfreeze_at is not None):
+        raise InvalidConfigError("lora_rank already freezes all but the adapters and the head; drop freeze=.")
+    if early_stopping is not None and validation is None:
+        raise InvalidConfigError("early_stopping needs validation data to watch.")
+
+
+def _as_fit_data(data, batch_size, steps_per_epoch, what):
+    """`(fit keyword arguments, batches per epoch)`. `(x, y)` arrays are
+    checked here so that a shape mistake is named before any backend sees it."""
+    if isinstance(data, (tuple, list)):
+        if len(data) not in (2, 3):
+            raise InvalidConfigError(f"{what} must be (x, y) or (x, y, sample_weight); got {len(data)} items.")
+        x, y = data[0], data[1]
+        sizes = {len(v) for v in (x.values() if isinstance(x, dict) else [x])} | {len(y)}
+        if len(sizes) != 1:
+            raise InvalidConfigError(f"{what}: x and y have different numbers of samples {sorted(sizes)}.")
+        count = sizes.pop()
+        if count == 0:
+            raise InvalidConfigError(f"{what} is empty.")
+        arrays = {"x": x, "y": y, "sample_weight": data[2] if len(data) == 3 else None}
+        return arrays, math.ceil(count / batch_size)
+    steps = steps_per_epoch or _length(data)
+    if steps is None:
+        raise InvalidConfigError(
+            f"{what} has no length (a generator or an infinite dataset): pass steps_per_epoch=."
+        )
+    return {"x": data}, steps
+
+
+def _length(data):
+    cardinality = getattr(data, "cardinality", None)  # tf.data
+    if cardinality is not None:
+        count = int(cardinality())
+        return count if count > 0 else None
+    try:
+        return len(data)  # torch DataLoader, keras PyDataset
+    except TypeError:
+        return None
+
+
+def _metrics(model):
+    if "classification" in model.task:
+        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    if model.task in ("regression", "forecasting"):
+        return [keras.metrics.MeanAbsoluteError(name="mae")]
+    return []
+
+
+def _default_monitor(model, validation):
+    prefix = "val_" if validation is not None else ""
+    return prefix + ("accuracy" if "classification" in model.task else "loss")
+
+
+def _mode(monitor):
+    return "min" if monitor.endswith(("loss", "mae", "error")) else "max"
