@@ -27,6 +27,9 @@ DOCUMENTED_MODULES = [
     "zoo.architectures.transformer_decoder",
     "zoo.architectures.transformer",
     "zoo.layers.padding_mask",
+    "zoo.training",
+    "zoo.lora",
+    "zoo.data_files",
 ]
 
 

@@ -15,6 +15,8 @@ True
 from zoo.architectures import family_names, register_family
 from zoo.errors import (
     ChecksumError,
+    DataFileError,
+    DataFileNotFoundError,
     DownloadError,
     FamilyNotFoundError,
     InvalidConfigError,
@@ -54,6 +56,8 @@ def __getattr__(name):
 
 __all__ = [
     "ChecksumError",
+    "DataFileError",
+    "DataFileNotFoundError",
     "DownloadError",
     "FamilyNotFoundError",
     "InvalidConfigError",

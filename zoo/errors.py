@@ -77,3 +77,11 @@ class MissingDependencyError(ZooError, ImportError):
 
 class TrainingDivergedError(ZooError, ArithmeticError):
     """The loss became NaN or infinite; the model's weights were put back as they were."""
+
+
+class DataFileError(ZooError, ValueError):
+    """A data file (or image folder) whose content cannot be used as it is."""
+
+
+class DataFileNotFoundError(ZooError, FileNotFoundError):
+    """A data path that does not exist."""
