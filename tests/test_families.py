@@ -150,3 +150,16 @@ def test_a_registered_family_loads_from_its_own_preset(tmp_path):
         register_family(LinearClassifier)
     with pytest.raises(TypeError, match="ZooModel subclass"):
         register_family(object)
+
+
+@pytest.mark.parametrize("name", ["transformer-decoder-tiny", "transformer-tiny", "lstm-tiny"])
+def test_language_model_loss_averages_over_real_tokens_only(name):
+    from scipy.special import log_softmax
+
+    model = zoo.load(name, task="language_model", bidirectional=False) if name.startswith("lstm") else zoo.load(name)
+    x, y = model.example_batch(batch_size=3)
+    assert (y == 0).any() and (y != 0).any()
+    logits = to_numpy(model(x, training=False))
+    loss = float(to_numpy(model.default_loss()(y, logits)))
+    token_log_probs = np.take_along_axis(log_softmax(logits, axis=-1), y[..., None], axis=-1)[..., 0]
+    np.testing.assert_allclose(loss, -token_log_probs[y != 0].mean(), rtol=1e-4)

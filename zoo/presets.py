@@ -4,7 +4,7 @@
       config.json        {"format_version", "family", "config"}: plain JSON, never code
       model.weights.h5   Keras weights (HDF5 arrays; nothing is unpickled)
       metadata.json      versions, date, parameter count, data set, metrics, labels...
-      assets/            tokenizer vocabularies, normalisation statistics, ...
+      assets/            the tokenizer (assets/tokenizer/), other files the model needs
       manifest.json      sha256 of every other file
 
 A folder is verified against its manifest before anything in it is read, and
@@ -28,6 +28,7 @@ WEIGHTS_FILE = "model.weights.h5"
 METADATA_FILE = "metadata.json"
 MANIFEST_FILE = "manifest.json"
 ASSETS_DIR = "assets"
+TOKENIZER_DIR = f"{ASSETS_DIR}/tokenizer"
 logger = logging.getLogger("zoo")
 
 # Keys every metadata.json has, so readers need not guess; save_preset's
@@ -47,7 +48,8 @@ def save_preset(model, folder, *, assets=None, overwrite=False, **metadata):
     """Write `model` as a preset folder that `zoo.load(folder)` reads back.
 
     Args:
-        model: a zoo model (from `zoo.load` or a family class).
+        model: a zoo model (from `zoo.load` or a family class); its tokenizer,
+            if it has one, is saved in `assets/tokenizer/`.
         folder: where to write; created atomically (written beside it, then renamed).
         assets: optional `{name: path}` of files to ship in `assets/`.
         overwrite: replace an existing folder.
@@ -89,6 +91,10 @@ def save_preset(model, folder, *, assets=None, overwrite=False, **metadata):
             target = staging / ASSETS_DIR / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
+        if model.tokenizer is not None:
+            from zoo import tokenizers
+
+            tokenizers.save_tokenizer(model.tokenizer, staging / TOKENIZER_DIR)
         _write_json(staging / METADATA_FILE, {
             **METADATA_DEFAULTS,
             **_carried_metadata(model),
@@ -201,6 +207,10 @@ def build_from_folder(folder, num_classes=None, name=None, **overrides):
             )
         model = changed
     model.preset_metadata = read_metadata(folder)
+    if (folder / TOKENIZER_DIR).is_dir():
+        from zoo import tokenizers
+
+        model.tokenizer = tokenizers.load_tokenizer(folder / TOKENIZER_DIR)
     return model
 
 

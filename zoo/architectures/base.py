@@ -25,6 +25,10 @@ class ZooModel(keras.Model):
 
     family = None
     Config = None
+    tokenizer = None
+    """Text <-> token ids for token families (a keras_hub tokenizer), from the
+    preset's assets/tokenizer/ when it has one; `generate` and the zoo
+    command use it for text in, text out."""
 
     def __init__(self, *, name=None, trainable=True, **config):
         zoo_config = make_config(self.Config, config, family=self.family)
@@ -42,6 +46,14 @@ class ZooModel(keras.Model):
         # Named handles on layers that methods such as generate() reuse.
         for attribute, layer in layers.items():
             setattr(self, attribute, layer)
+
+    def __setattr__(self, name, value):
+        # A tokenizer is a Keras layer; tracked as one it would join the
+        # model's layers and weight files. It is an asset, so store it plainly.
+        if name == "tokenizer":
+            object.__setattr__(self, name, value)
+            return
+        super().__setattr__(name, value)
 
     def build_graph(self, config):
         raise NotImplementedError
@@ -103,6 +115,27 @@ class ZooModel(keras.Model):
 def sparse_logits_loss():
     """Cross-entropy over integer labels, from logits (every classifier here)."""
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def token_logits_loss():
+    """Cross-entropy over next-token targets, from logits, averaged over real
+    tokens only: positions whose target is padding teach nothing."""
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD_ID)
+
+
+def token_id_matrix(ids, what):
+    """Integer token ids as a 2-D numpy array; one 1-D row becomes a batch of one."""
+    from zoo.errors import InvalidConfigError
+
+    array = np.asarray(keras.ops.convert_to_numpy(ids))
+    if array.ndim == 1:
+        array = array[None, :]
+    if array.ndim != 2 or not np.issubdtype(array.dtype, np.integer):
+        raise InvalidConfigError(
+            f"{what} must be integer token ids of shape (batch, length) or (length,), "
+            f"got dtype {array.dtype} and shape {array.shape}."
+        )
+    return array
 
 
 def example_token_ids(rng, batch_size, length, vocab_size):

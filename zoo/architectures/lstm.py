@@ -11,6 +11,7 @@ from zoo.architectures.base import (
     example_token_ids,
     next_token_targets,
     sparse_logits_loss,
+    token_logits_loss,
 )
 
 TASK_NAMES = {
@@ -113,4 +114,6 @@ class LSTMModel(ZooModel):
     def default_loss(self):
         if self.zoo_config.task == "forecast":
             return keras.losses.MeanSquaredError()
+        if self.zoo_config.task == "language_model":
+            return token_logits_loss()
         return sparse_logits_loss()

@@ -9,7 +9,7 @@ from keras import ops
 from zoo import backend
 from zoo.architectures import generation
 from zoo.architectures import transformer_blocks as blocks
-from zoo.architectures.base import PAD_ID, ZooModel, example_token_ids, sparse_logits_loss
+from zoo.architectures.base import PAD_ID, ZooModel, example_token_ids, token_logits_loss
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +93,7 @@ class TransformerSeq2Seq(ZooModel):
         return {"encoder_token_ids": source, "decoder_token_ids": decoder_input}, target
 
     def default_loss(self):
-        return sparse_logits_loss()
+        return token_logits_loss()
 
     def encode(self, encoder_token_ids):
         """Encoder output and padding mask for `encoder_token_ids`."""
@@ -132,32 +132,59 @@ class TransformerSeq2Seq(ZooModel):
         Decoding starts from `start_token_id` and stops at `end_token_id`
         (pass `stop_token_ids=None` to always run to `max_length`). Returns a
         numpy array `(batch, max_length)` that begins with the start token;
-        tokens after the end token are 0.
+        tokens after the end token are 0. With a tokenizer (`model.tokenizer`),
+        the input may be a string or a list of strings and the result is the
+        decoded text. `sampler` and `sampler_options` are as for
+        `TransformerDecoderLM.generate` ("beam" with `num_beams=...` included).
+
+        Example:
+        >>> from zoo.tokenizers import train_tokenizer
+        >>> model = TransformerSeq2Seq(vocab_size=50, hidden_dim=16, num_heads=2,
+        ...     intermediate_dim=32, num_encoder_layers=1, num_decoder_layers=1,
+        ...     encoder_max_length=10, decoder_max_length=10)
+        >>> model.tokenizer = train_tokenizer(["hello world", "bye"], vocab_size=50)
+        >>> outputs = model.generate(["hello world", "bye"], max_length=6, sampler="beam", num_beams=2)
+        >>> len(outputs), type(outputs[0]).__name__
+        (2, 'str')
         """
         config = self.zoo_config
         max_length = max_length or config.decoder_max_length
         generation.check_length(max_length, config.decoder_max_length, "decoder")
         if stop_token_ids == "end":
             stop_token_ids = (config.end_token_id,)
-        source, _, _ = generation.prompt_buffer(encoder_token_ids, config.encoder_max_length)
-        source = source[:, : max(1, int((source != PAD_ID).sum(axis=1).max()))]
-        start = np.full((len(source), 1), config.start_token_id, "int32")
-        tokens, keep, index = generation.prompt_buffer(start, max_length)
         sampler = generation.get_sampler(sampler, seed, **sampler_options)
 
-        with backend.inference_mode():
-            encoded, encoder_mask = self.encode(ops.convert_to_tensor(source))
-            batch = len(tokens)
-            cache = blocks.empty_cache(batch, config.num_decoder_layers, max_length, config)
-            cross_cache = blocks.empty_cache(batch, config.num_decoder_layers, source.shape[1], config)
-            _, cache, cross_cache = self.call_with_cache(
-                ops.convert_to_tensor(tokens), encoded, encoder_mask, cache, cross_cache, 0, 0
+        def generate_ids(encoder_token_ids):
+            source, _, _ = generation.prompt_buffer(encoder_token_ids, config.encoder_max_length)
+            source = source[:, : max(1, int((source != PAD_ID).sum(axis=1).max()))]
+            start = np.full((len(source), 1), config.start_token_id, "int32")
+            tokens, keep, index = generation.prompt_buffer(start, max_length)
+            with backend.inference_mode():
+                return self._decode_with_cache(source, tokens, keep, index, sampler, stop_token_ids)
+
+        return generation.generate_from_text(
+            self, encoder_token_ids, generate_ids, config.encoder_max_length, config.vocab_size,
+            add_start=False, start_end_ids=(config.start_token_id, config.end_token_id),
+        )
+
+    def _decode_with_cache(self, source, tokens, keep, index, sampler, stop_token_ids):
+        config = self.zoo_config
+        encoded, encoder_mask = self.encode(ops.convert_to_tensor(source))
+        batch = len(tokens)
+        cache = blocks.empty_cache(batch, config.num_decoder_layers, len(tokens[0]), config)
+        cross_cache = blocks.empty_cache(batch, config.num_decoder_layers, source.shape[1], config)
+        _, cache, cross_cache = self.call_with_cache(
+            ops.convert_to_tensor(tokens), encoded, encoder_mask, cache, cross_cache, 0, 0
+        )
+        # The sampler repeats `cache` per beam itself; the step's closure must match it.
+        encoded, encoder_mask, cross_cache = generation.repeat_for_beams(
+            sampler, encoded, encoder_mask, cross_cache
+        )
+
+        def step(token_ids, cache, index):
+            logits, cache, _ = self.call_with_cache(
+                token_ids, encoded, encoder_mask, cache, cross_cache, index
             )
+            return logits, cache
 
-            def step(token_ids, cache, index):
-                logits, cache, _ = self.call_with_cache(
-                    token_ids, encoded, encoder_mask, cache, cross_cache, index
-                )
-                return logits, cache
-
-            return generation.decode(self, step, tokens, keep, index, cache, sampler, stop_token_ids)
+        return generation.decode(self, step, tokens, keep, index, cache, sampler, stop_token_ids)

@@ -13,7 +13,7 @@ from zoo.architectures.base import (
     ZooModel,
     example_token_ids,
     next_token_targets,
-    sparse_logits_loss,
+    token_logits_loss,
 )
 
 
@@ -63,7 +63,7 @@ class TransformerDecoderLM(ZooModel):
         return x, y
 
     def default_loss(self):
-        return sparse_logits_loss()
+        return token_logits_loss()
 
     def call_with_cache(self, token_ids, cache, index):
         """Logits for `token_ids` placed at `index`, reading and updating the
@@ -82,22 +82,41 @@ class TransformerDecoderLM(ZooModel):
 
     def generate(self, prompt_ids, max_length=None, sampler="greedy", seed=None,
                  stop_token_ids=None, **sampler_options):
-        """Continue integer prompts to `max_length` tokens with cached decoding.
+        """Continue prompts to `max_length` tokens with cached decoding.
 
-        `prompt_ids` is `(batch, length)` (right-padded with 0) or one 1-D
-        prompt. `sampler` is "greedy", "top_k", "top_p", "random" or a
-        keras_hub sampler; `sampler_options` go to it (e.g. `k=5`). Returns a
-        numpy array `(batch, max_length)`; tokens after a generated stop token
-        are set to 0.
+        `prompt_ids` is `(batch, length)` integer ids (right-padded with 0) or
+        one 1-D prompt; the result is a numpy array `(batch, max_length)`
+        holding prompt and continuation, with tokens after a generated stop
+        token set to 0. With a tokenizer (`model.tokenizer`), `prompt_ids` may
+        be a string or a list of strings (each encoded after a start token)
+        and the result is the prompt plus continuation as text, to the first
+        end token. `sampler` is "greedy", "beam", "top_k", "top_p", "random"
+        or a keras_hub sampler; `sampler_options` go to it (e.g. `k=5`,
+        `num_beams=4`).
+
+        Example:
+        >>> from zoo.tokenizers import train_tokenizer
+        >>> model = TransformerDecoderLM(vocab_size=50, hidden_dim=16, num_heads=2,
+        ...                              intermediate_dim=32, num_layers=1, max_length=12)
+        >>> model.generate(np.array([[5, 6, 7]]), max_length=8, sampler="beam", num_beams=2).shape
+        (1, 8)
+        >>> model.tokenizer = train_tokenizer(["the cat sat on the mat"], vocab_size=50)
+        >>> model.generate("the cat", max_length=8).startswith("the cat")
+        True
         """
         max_length = max_length or self.zoo_config.max_length
         generation.check_length(max_length, self.zoo_config.max_length, "decoder")
-        tokens, keep, start = generation.prompt_buffer(prompt_ids, max_length)
         sampler = generation.get_sampler(sampler, seed, **sampler_options)
 
-        with backend.inference_mode():
-            cache = blocks.empty_cache(len(tokens), self.zoo_config.num_layers, max_length, self.zoo_config)
-            _, cache = self.call_with_cache(ops.convert_to_tensor(tokens), cache, 0)
-            return generation.decode(
-                self, self.call_with_cache, tokens, keep, start, cache, sampler, stop_token_ids
-            )
+        def generate_ids(prompt_ids):
+            tokens, keep, start = generation.prompt_buffer(prompt_ids, max_length)
+            with backend.inference_mode():
+                cache = blocks.empty_cache(len(tokens), self.zoo_config.num_layers, max_length, self.zoo_config)
+                _, cache = self.call_with_cache(ops.convert_to_tensor(tokens), cache, 0)
+                return generation.decode(
+                    self, self.call_with_cache, tokens, keep, start, cache, sampler, stop_token_ids
+                )
+
+        return generation.generate_from_text(
+            self, prompt_ids, generate_ids, max_length, self.zoo_config.vocab_size, add_start=True
+        )
