@@ -39,10 +39,13 @@ __version__ = "0.1.0"
 # (and `zoo list`) never starts a backend.
 _LAZY = {
     "finetune": "zoo.training",
+    "evaluate": "zoo.evaluation",
+    "EvaluationReport": "zoo.evaluation",
     "enable_lora": "zoo.lora",
     "save_lora": "zoo.lora",
     "load_lora": "zoo.lora",
     "merge_lora": "zoo.lora",
+    "train_tokenizer": "zoo.tokenizers",
 }
 
 
