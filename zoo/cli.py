@@ -5,6 +5,8 @@
     zoo download SOURCE [--quiet]
     zoo cache list | verify | clear [NAME] | dir
     zoo demo
+    zoo finetune NAME --data FILE_OR_FOLDER [--target COLUMN] --epochs N --out FOLDER
+    zoo eval NAME_OR_FOLDER --data FILE_OR_FOLDER [--target COLUMN] [--out FOLDER]
 
 Listing and describing read only the JSON cards, so they answer instantly and
 import no backend.
@@ -125,6 +127,32 @@ def demo_command(args, console):
     return demo.run(console, args.preset)
 
 
+def finetune_command(args, console):
+    from zoo import cli_jobs  # imports Keras and the backend
+
+    return cli_jobs.finetune_job(args, console)
+
+
+def eval_command(args, console):
+    from zoo import cli_jobs
+
+    return cli_jobs.eval_job(args, console)
+
+
+DATA_HELP = (
+    "a .csv table (dense), a folder of images in class sub-folders (cnn), a .csv with a 'text' "
+    "column (text classifiers), a .txt file (language models) or a .csv with 'source' and "
+    "'target' columns (transformer)"
+)
+
+
+def add_data_arguments(parser):
+    parser.add_argument("--data", required=True, help=DATA_HELP)
+    parser.add_argument("--target", help="the label (or regression target) column of a CSV")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-length", type=int, default=128, help="longest token sequence kept (text)")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="zoo", description="Keras 3 model presets for TensorFlow, JAX and PyTorch.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -158,6 +186,26 @@ def build_parser():
     demo = commands.add_parser("demo", help="load a preset, predict and evaluate on bundled data")
     demo.add_argument("--preset", default="transformer-small", help="the sequence model to run (default: %(default)s)")
     demo.set_defaults(run=demo_command)
+
+    finetune = commands.add_parser("finetune", help="fine-tune a preset on a data file and save it as a preset")
+    finetune.add_argument("name", help="preset name or source to start from")
+    add_data_arguments(finetune)
+    finetune.add_argument("--out", required=True, help="the preset folder to write")
+    finetune.add_argument("--epochs", type=int, default=3)
+    finetune.add_argument("--learning-rate", type=float, default=1e-3)
+    finetune.add_argument("--freeze", default="none", help="none, backbone or a number of layers")
+    finetune.add_argument("--lora-rank", type=int, help="train LoRA adapters of this rank (merged on save)")
+    finetune.add_argument("--early-stopping", type=int, help="patience in epochs")
+    finetune.add_argument("--validation-split", type=float, default=0.2)
+    finetune.add_argument("--seed", type=int, default=0)
+    finetune.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    finetune.set_defaults(run=finetune_command)
+
+    evaluate = commands.add_parser("eval", help="evaluate a preset on a data file and print the report")
+    evaluate.add_argument("name", help="preset name or source")
+    add_data_arguments(evaluate)
+    evaluate.add_argument("--out", help="also save report.json, report.md and plots here")
+    evaluate.set_defaults(run=eval_command)
     return parser
 
 
@@ -169,7 +217,7 @@ def main(argv=None):
     try:
         return args.run(args, console)
     except (ZooError, FileNotFoundError, FileExistsError) as error:
-        Console(stderr=True).print(f"[bold red]error:[/] {error}", highlight=False)
+        Console(stderr=True).print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
         return 2
 
 

@@ -1,0 +1,109 @@
+"""The work behind `zoo finetune` and `zoo eval` (imports Keras; cli.py stays light)."""
+
+import sys
+import tempfile
+from pathlib import Path
+
+import keras
+
+import zoo
+from zoo import data_files, hub, model_data, presets, registry
+from zoo.architectures.config import config_to_dict
+from zoo.errors import DataFileError
+
+
+def describe_source(name):
+    """`(family, config, pretrained, folder or None)` of a preset name or source,
+    read without building the model."""
+    source = hub.parse_source(name)
+    if source.kind == "builtin":
+        card = registry.info(name)
+        folder = hub.resolve_builtin(card) if card.pretrained else None
+        return card.family, card.config, card.pretrained, folder
+    folder = hub.resolve(source)
+    family, config = presets.read_config(folder)
+    return family, config, True, folder
+
+
+def finetune_job(args, console):
+    keras.utils.set_random_seed(args.seed)
+    family, config, pretrained, folder = describe_source(args.name)
+    tokenizer = _tokenizer_of(folder)
+    with console.status(f"reading {args.data}"):
+        data = model_data.read_for_model(
+            args.data, family, config, target=args.target, tokenizer=tokenizer,
+            fit_inputs=not pretrained, max_length=args.max_length, model_name=args.name,
+        )
+    train_rows, validation_rows = data_files.train_validation_split(
+        len(data), args.validation_split, seed=args.seed, labels=data.y if data.label_names else None
+    )
+    train, validation = data.subset(train_rows), data.subset(validation_rows)
+    console.print(
+        f"{args.name}: {len(train)} training and {len(validation)} validation samples from {args.data}"
+        + (f", {len(data.label_names)} classes" if data.label_names else "")
+        + (f", config changed to fit the data: {data.overrides}" if data.overrides else ""),
+        highlight=False,
+    )
+
+    model = zoo.load(args.name, label_names=data.label_names, **data.overrides)
+    model.tokenizer = data.tokenizer or model.tokenizer
+    if family == "dense" and not pretrained:
+        model.get_layer("normalization").adapt(train.x)  # a fresh model learns the data's scale
+    history = zoo.finetune(
+        model, (train.x, train.y), (validation.x, validation.y),
+        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        freeze=_freeze_value(args.freeze), lora_rank=args.lora_rank,
+        early_stopping=args.early_stopping, verbose=1 if sys.stdout.isatty() else 2,
+    )
+    if args.lora_rank:
+        model = zoo.merge_lora(model)
+    report = zoo.evaluate(model, (validation.x, validation.y), batch_size=args.batch_size)
+    report.print(console)
+    with tempfile.TemporaryDirectory() as report_dir:
+        report_files = report.save(report_dir, history=history)
+        out = presets.save_preset(
+            model, args.out, overwrite=args.overwrite,
+            assets={f"report/{Path(f).name}": f for f in report_files},
+            dataset=str(args.data), finetuned_from=args.name,
+            metrics={"validation": report.metrics},
+            training={"epochs": args.epochs, "batch_size": args.batch_size,
+                      "learning_rate": args.learning_rate, "freeze": args.freeze,
+                      "lora_rank": args.lora_rank, "seed": args.seed,
+                      "validation_split": args.validation_split, "backend": keras.backend.backend()},
+        )
+    console.print(f"saved the fine-tuned preset to {out} (load it with zoo.load({str(out)!r}))", highlight=False)
+    return 0
+
+
+def eval_job(args, console):
+    model = zoo.load(args.name)
+    if model.family in model_data.TEXT_FAMILIES and model.tokenizer is None:
+        raise DataFileError(
+            f"{args.name} has no tokenizer, so it cannot read text. Fine-tune it on your text with "
+            "`zoo finetune`, which trains a tokenizer and saves it with the preset."
+        )
+    with console.status(f"reading {args.data}"):
+        data = model_data.read_for_model(
+            args.data, model.family, config_to_dict(model.zoo_config), target=args.target,
+            label_names=model.label_names, tokenizer=model.tokenizer,
+            max_length=args.max_length, model_name=args.name,
+        )
+    report = zoo.evaluate(model, (data.x, data.y), batch_size=args.batch_size,
+                          label_names=model.label_names or data.label_names)
+    report.print(console)
+    if args.out:
+        files = report.save(args.out)
+        console.print(f"wrote {', '.join(Path(f).name for f in files)} to {args.out}", highlight=False)
+    return 0
+
+
+def _tokenizer_of(folder):
+    if folder is None or not (Path(folder) / presets.TOKENIZER_DIR).is_dir():
+        return None
+    from zoo import tokenizers
+
+    return tokenizers.load_tokenizer(Path(folder) / presets.TOKENIZER_DIR)
+
+
+def _freeze_value(text):
+    return int(text) if text.isdigit() else text

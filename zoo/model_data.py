@@ -1,0 +1,151 @@
+"""Turn a data file into the inputs and targets of a given preset's model.
+
+`zoo finetune` and `zoo eval` use this: `data_files` reads what is on disk
+(tables, image folders, text), this module shapes it for the family at hand:
+feature count, image size, tokenization and sequence layout. It also says
+which config overrides a fresh (not pretrained) preset needs to fit the data.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from zoo import data_files
+from zoo.architectures.base import PAD_ID, next_token_targets
+from zoo.errors import DataFileError
+
+TEXT_FAMILIES = ("lstm", "transformer-encoder", "transformer-decoder", "transformer")
+KIND_HINTS = {
+    "dense": "a .csv table of numeric feature columns with a --target column",
+    "cnn": "a folder of images in one sub-folder per class",
+    "classifier": "a .csv with a 'text' column and a --target label column",
+    "language-model": "a .txt file (one sample per paragraph)",
+    "transformer": "a .csv with 'source' and 'target' text columns",
+}
+
+
+@dataclasses.dataclass
+class ModelData:
+    """What a model trains or is evaluated on."""
+
+    x: object
+    """numpy array, or a dict of them for the seq2seq family"""
+    y: np.ndarray
+    label_names: list | None = None
+    overrides: dict = dataclasses.field(default_factory=dict)
+    """config changes a fresh preset needs to take this data (e.g. num_features)"""
+    tokenizer: object = None
+    """the tokenizer the token ids were made with"""
+
+    def __len__(self):
+        return len(self.y)
+
+    def subset(self, rows):
+        x = {k: v[rows] for k, v in self.x.items()} if isinstance(self.x, dict) else self.x[rows]
+        return dataclasses.replace(self, x=x, y=self.y[rows])
+
+
+def read_for_model(path, family, config, *, target=None, label_names=None, tokenizer=None,
+                   fit_inputs=False, max_length=128, vocab_size=None, model_name="the model"):
+    """Read `path` into a `ModelData` for a model of `family` with `config`.
+
+    Args:
+        target: the label / target column of a CSV.
+        label_names: the model's classes, to map the file's labels onto them
+            (evaluation); None takes the file's own classes (fine-tuning).
+        tokenizer: the model's tokenizer for text; None trains one on the texts.
+        fit_inputs: a fresh preset, whose input size may follow the data
+            (num_features, vocab_size); otherwise a mismatch is an error.
+        max_length: longest token sequence to keep (capped by the model's own).
+
+    Example:
+    >>> import pathlib, tempfile, zoo
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "t.csv").write_text("a,b,label\\n1,2,x\\n3,4,y\\n")
+    >>> card = zoo.info("dense-tiny")
+    >>> data = read_for_model(folder / "t.csv", card.family, card.config, target="label", fit_inputs=True)
+    >>> data.x.shape, data.label_names, data.overrides
+    ((2, 2), ['x', 'y'], {'num_features': 2})
+    """
+    kind = data_files.detect_kind(path)
+    if family == "dense":
+        return _table(path, kind, config, target, label_names, fit_inputs, model_name)
+    if family == "cnn":
+        _expect(kind, "images", path, family, "cnn")
+        images = data_files.read_image_folder(path, config["input_shape"])
+        return ModelData(images.x, images.y, images.label_names)
+    if family not in TEXT_FAMILIES:
+        raise DataFileError(f"The zoo command cannot read data for the {family!r} family; use the Python API.")
+    if family == "lstm" and not config.get("vocab_size"):
+        raise DataFileError("This lstm preset reads feature sequences; the zoo command reads only text for it.")
+    data = _text(path, kind, family, config, target, label_names, tokenizer, max_length, vocab_size)
+    if fit_inputs and data.tokenizer.vocabulary_size() != config["vocab_size"]:
+        # A fresh model needs no embedding rows for ids its tokenizer never makes.
+        data.overrides["vocab_size"] = data.tokenizer.vocabulary_size()
+    return data
+
+
+def _table(path, kind, config, target, label_names, fit_inputs, model_name):
+    _expect(kind, "table", path, "dense", "dense")
+    if target is None:
+        raise DataFileError(f"{path} is a table: name its label column with --target.")
+    table = data_files.read_table(path, target, task=config.get("task", "classification"), label_names=label_names)
+    overrides = {}
+    if table.x.shape[1] != config["num_features"]:
+        if not fit_inputs:
+            data_files.check_features(table.x, config["num_features"], data_name=str(path), model_name=model_name)
+        overrides["num_features"] = table.x.shape[1]
+    if config.get("task") == "regression" and table.y.shape[1] != config["num_targets"]:
+        overrides["num_targets"] = table.y.shape[1]
+    return ModelData(table.x, table.y, table.label_names, overrides)
+
+
+def _text(path, kind, family, config, target, label_names, tokenizer, max_length, vocab_size):
+    from zoo import tokenizers
+
+    role = _text_role(family, config)
+    expected = {"classifier": "text_csv", "language-model": "text", "transformer": "text_pairs"}[role]
+    _expect(kind, expected, path, family, role)
+    if role == "classifier":
+        if target is None:
+            raise DataFileError(f"{path}: name the label column with --target (the text column is 'text').")
+        table = data_files.read_text_csv(path, target=target, label_names=label_names)
+        texts, y, names = table.texts, table.y, table.label_names
+    elif role == "language-model":
+        texts, names = data_files.read_text_file(path), None
+    else:
+        texts, targets = data_files.read_text_pairs(path)
+        names = None
+    if tokenizer is None:
+        vocab_size = min(vocab_size or config["vocab_size"], config["vocab_size"])
+        tokenizer = tokenizers.train_tokenizer(texts + (targets if role == "transformer" else []), vocab_size)
+    if role == "classifier":
+        length = min(max_length, config.get("max_length", max_length))
+        return ModelData(tokenizers.encode(tokenizer, texts, length), y, names, tokenizer=tokenizer)
+    if role == "language-model":
+        length = min(max_length, config.get("max_length", max_length))
+        ids = tokenizers.encode(tokenizer, texts, length, add_start=True, add_end=True)
+        return ModelData(ids, next_token_targets(ids), tokenizer=tokenizer)
+    source = tokenizers.encode(tokenizer, texts, min(max_length, config["encoder_max_length"]))
+    target_ids = tokenizers.encode(tokenizer, targets, min(max_length, config["decoder_max_length"]), add_end=True)
+    decoder_input = np.concatenate(
+        [np.full((len(target_ids), 1), config["start_token_id"], "int32"), target_ids[:, :-1]], axis=1
+    )
+    decoder_input[decoder_input == config["end_token_id"]] = PAD_ID  # the end token is only ever a target
+    x = {"encoder_token_ids": source, "decoder_token_ids": decoder_input}
+    return ModelData(x, target_ids, tokenizer=tokenizer)
+
+
+def _text_role(family, config):
+    if family == "transformer":
+        return "transformer"
+    if family == "transformer-decoder" or config.get("task") == "language_model":
+        return "language-model"
+    return "classifier"
+
+
+def _expect(kind, expected, path, family, role):
+    if kind != expected:
+        raise DataFileError(
+            f"{path} reads as {kind.replace('_', ' ')} data, but a {family} preset needs {KIND_HINTS[role]}."
+        )
