@@ -30,6 +30,10 @@ DOCUMENTED_MODULES = [
     "zoo.training",
     "zoo.lora",
     "zoo.data_files",
+    "zoo.tokenizers",
+    "zoo.architectures.generation",
+    "zoo.evaluation",
+    "zoo.model_data",
 ]
 
 
@@ -64,6 +68,11 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
             zoo.unregister_preset("dense-tiny.wide")
     assert namespace["tokens"].shape == (1, 10)
     assert namespace["classifier"].output_shape == (None, 5)
+    assert namespace["report"].metrics["accuracy"] > 0.6  # three classes: chance is 1/3
+    assert zoo.load(tmp_path / "iris-dense").label_names == ["setosa", "versicolor", "virginica"]
+    assert (tmp_path / "iris-report" / "training_curves.png").is_file()
+    assert not any("lora" in v.path for v in namespace["merged"].variables)
+    assert namespace["ids"].shape == (1, 8)
 
 
 def test_digits_example_learns():
@@ -75,3 +84,15 @@ def test_digits_example_learns():
 def test_publish_and_load_example_round_trips():
     example = runpy.run_path(str(ROOT / "examples" / "publish_and_load_preset.py"))
     assert example["main"]() is True
+
+
+def test_cnn_new_head_example_transfers():
+    example = runpy.run_path(str(ROOT / "examples" / "finetune_cnn_new_head.py"))
+    accuracy = example["main"](["--pretrain-epochs", "4", "--pretrain-size", "300", "--epochs", "8"])
+    assert accuracy["transferred"] > 0.4  # five classes: chance is 0.2
+
+
+def test_text_classifier_example_learns():
+    example = runpy.run_path(str(ROOT / "examples" / "finetune_text_classifier.py"))
+    report = example["main"](["--epochs", "6", "--max-length", "32"])
+    assert report.metrics["accuracy"] > 0.5  # four balanced classes: chance is 0.25

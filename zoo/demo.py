@@ -1,7 +1,8 @@
 """`zoo demo`: the main job on embedded defaults, in well under a minute.
 
-1. Tabular: load `dense-small`, fit it on scikit-learn's bundled breast-cancer
-   data, predict the held-out quarter and score it against the majority class.
+1. Tabular: load `dense-small`, fine-tune it on scikit-learn's bundled
+   breast-cancer data, predict the held-out quarter and evaluate it against the
+   majority class.
 2. Sequence: load a sequence preset (default `transformer-small`), run it on
    example token ids and, for generative families, decode a continuation.
 """
@@ -27,30 +28,32 @@ def run(console, sequence_preset="transformer-small"):
 
 
 def tabular_demo(console, epochs=30):
-    """Fit, predict and score; returns (model accuracy, majority-class accuracy)."""
-    features, labels = load_breast_cancer(return_X_y=True)
+    """Fine-tune, predict and evaluate; returns (model accuracy, majority-class accuracy)."""
+    data = load_breast_cancer()
     x_train, x_test, y_train, y_test = train_test_split(
-        features.astype("float32"), labels, test_size=0.25, stratify=labels, random_state=0
+        data.data.astype("float32"), data.target, test_size=0.25, stratify=data.target, random_state=0
     )
-    model = zoo.load("dense-small")
+    model = zoo.load("dense-small", label_names=data.target_names)
     model.get_layer("normalization").adapt(x_train)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=model.default_loss())
-    with console.status(f"fitting dense-small on breast cancer ({len(x_train)} rows, {epochs} epochs)"):
+    with console.status(f"fine-tuning dense-small on breast cancer ({len(x_train)} rows, {epochs} epochs)"):
         start = time.perf_counter()
-        model.fit(x_train, y_train, epochs=epochs, batch_size=32, verbose=0)
+        zoo.finetune(model, (x_train, y_train), epochs=epochs, batch_size=32, learning_rate=1e-3, verbose=0)
         seconds = time.perf_counter() - start
-    predictions = np.argmax(model.predict(x_test, verbose=0), axis=-1)
+    report = zoo.evaluate(model, (x_test, y_test), verbose=0)
     majority = np.full_like(y_test, np.bincount(y_train).argmax())
 
-    console.print(f"\n[bold]dense-small[/] on breast cancer: {len(y_test)} held-out rows (fit in {seconds:.1f}s)")
+    console.print(f"\n[bold]dense-small[/] on breast cancer: {len(y_test)} held-out rows (fine-tuned in {seconds:.1f}s)")
+    console.print(f"first predictions: {model.predict_labels(x_test[:4])}, true: "
+                  f"{[str(data.target_names[i]) for i in y_test[:4]]}", highlight=False)
     table = Table()
-    for column in ("model", "accuracy", "macro F1"):
+    for column in ("model", "accuracy", "macro F1", "ROC-AUC"):
         table.add_column(column)
-    for name, predicted in (("dense-small", predictions), ("majority class", majority)):
-        table.add_row(name, f"{accuracy_score(y_test, predicted):.3f}",
-                      f"{f1_score(y_test, predicted, average='macro'):.3f}")
+    table.add_row("dense-small", f"{report.metrics['accuracy']:.3f}", f"{report.metrics['f1_macro']:.3f}",
+                  f"{report.metrics['roc_auc']:.3f}")
+    table.add_row("majority class", f"{accuracy_score(y_test, majority):.3f}",
+                  f"{f1_score(y_test, majority, average='macro'):.3f}", "0.500")
     console.print(table)
-    return accuracy_score(y_test, predictions), accuracy_score(y_test, majority)
+    return report.metrics["accuracy"], accuracy_score(y_test, majority)
 
 
 def sequence_demo(console, name):
