@@ -123,6 +123,13 @@ def test_data_mistakes_give_clear_errors(iris_csv, digits_folder, tmp_path, caps
     code, output = run(["finetune", "cnn-tiny", "--data", str(digits_folder), "--out", out], capsys)
     assert code == 2 and "broken.png" in output
 
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "file").write_text("keep me")
+    code, output = run(["finetune", "dense-tiny", "--data", str(iris_csv), "--target", "species",
+                        "--out", str(tmp_path / "taken")], capsys)
+    assert code == 2 and "--overwrite" in output and "Epoch" not in output
+    assert (tmp_path / "taken" / "file").read_text() == "keep me"
+
     code, output = run(["eval", "dense-small", "--data", str(iris_csv), "--target", "species"], capsys)
     assert code == 2 and "4 feature columns" in output and "30" in output
 

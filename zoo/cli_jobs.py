@@ -26,6 +26,10 @@ def describe_source(name):
 
 
 def finetune_job(args, console):
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        # Said before training, not after it.
+        raise FileExistsError(f"{out} exists and is not empty; choose another --out or pass --overwrite.")
     keras.utils.set_random_seed(args.seed)
     family, config, pretrained, folder = describe_source(args.name)
     tokenizer = _tokenizer_of(folder)
