@@ -69,6 +69,24 @@ def test_finetune_a_table_then_evaluate_the_saved_preset(iris_csv, tmp_path, cap
     assert report["metrics"]["accuracy"] > 0.6 and "accuracy" in output
 
 
+def test_finetune_a_regression_table(tmp_path, capsys):
+    from sklearn.datasets import load_diabetes
+
+    data = load_diabetes()
+    rows = [[*map(float, x), float(y)] for x, y in zip(data.data, data.target)]
+    table = write_csv(tmp_path / "diabetes.csv", [*data.feature_names, "progression"], rows)
+    out = tmp_path / "diabetes-dense"
+    code, output = run(["finetune", "dense-tiny", "--data", str(table), "--target", "progression",
+                        "--task", "regression", "--epochs", "2", "--out", str(out)], capsys)
+    assert code == 0, output
+    assert "rmse" in output and "accuracy" not in output
+    model = zoo.load(out)
+    assert model.task == "regression" and model.output_shape == (None, 1)
+    code, output = run(["finetune", str(out), "--data", str(table), "--target", "progression",
+                        "--task", "classification", "--out", str(tmp_path / "never")], capsys)
+    assert code == 2 and "pretrained regression model" in output
+
+
 def test_finetune_an_image_folder_with_a_new_head(digits_folder, tmp_path, capsys):
     out = tmp_path / "digits-cnn"
     code, output = run(["finetune", "cnn-tiny", "--data", str(digits_folder), "--epochs", "1",

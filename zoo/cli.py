@@ -191,6 +191,8 @@ def build_parser():
     finetune.add_argument("name", help="preset name or source to start from")
     add_data_arguments(finetune)
     finetune.add_argument("--out", required=True, help="the preset folder to write")
+    finetune.add_argument("--task", choices=("classification", "regression"),
+                          help="for dense presets: what --target holds (default: the preset's task)")
     finetune.add_argument("--epochs", type=int, default=3)
     finetune.add_argument("--learning-rate", type=float, default=1e-3)
     finetune.add_argument("--freeze", default="none", help="none, backbone or a number of layers")

@@ -36,7 +36,7 @@ def finetune_job(args, console):
     with console.status(f"reading {args.data}"):
         data = model_data.read_for_model(
             args.data, family, config, target=args.target, tokenizer=tokenizer,
-            fit_inputs=not pretrained, max_length=args.max_length, model_name=args.name,
+            fit_inputs=not pretrained, max_length=args.max_length, task=args.task, model_name=args.name,
         )
     train_rows, validation_rows = data_files.train_validation_split(
         len(data), args.validation_split, seed=args.seed, labels=data.y if data.label_names else None

@@ -46,7 +46,7 @@ class ModelData:
 
 
 def read_for_model(path, family, config, *, target=None, label_names=None, tokenizer=None,
-                   fit_inputs=False, max_length=128, vocab_size=None, model_name="the model"):
+                   fit_inputs=False, max_length=128, vocab_size=None, task=None, model_name="the model"):
     """Read `path` into a `ModelData` for a model of `family` with `config`.
 
     Args:
@@ -57,6 +57,8 @@ def read_for_model(path, family, config, *, target=None, label_names=None, token
         fit_inputs: a fresh preset, whose input size may follow the data
             (num_features, vocab_size); otherwise a mismatch is an error.
         max_length: longest token sequence to keep (capped by the model's own).
+        task: "classification" or "regression" for a dense preset; None keeps
+            the preset's own (a fresh preset may change it).
 
     Example:
     >>> import pathlib, tempfile, zoo
@@ -69,7 +71,9 @@ def read_for_model(path, family, config, *, target=None, label_names=None, token
     """
     kind = data_files.detect_kind(path)
     if family == "dense":
-        return _table(path, kind, config, target, label_names, fit_inputs, model_name)
+        return _table(path, kind, config, target, label_names, fit_inputs, task, model_name)
+    if task is not None:
+        raise DataFileError(f"--task applies to dense presets; a {family} preset's task is fixed by the preset.")
     if family == "cnn":
         _expect(kind, "images", path, family, "cnn")
         images = data_files.read_image_folder(path, config["input_shape"])
@@ -85,17 +89,24 @@ def read_for_model(path, family, config, *, target=None, label_names=None, token
     return data
 
 
-def _table(path, kind, config, target, label_names, fit_inputs, model_name):
+def _table(path, kind, config, target, label_names, fit_inputs, task, model_name):
     _expect(kind, "table", path, "dense", "dense")
     if target is None:
         raise DataFileError(f"{path} is a table: name its label column with --target.")
-    table = data_files.read_table(path, target, task=config.get("task", "classification"), label_names=label_names)
     overrides = {}
+    preset_task = config.get("task", "classification")
+    if task not in (None, preset_task):
+        if not fit_inputs:
+            raise DataFileError(
+                f"{model_name} is a pretrained {preset_task} model; it cannot be fine-tuned for {task}."
+            )
+        overrides["task"] = task
+    table = data_files.read_table(path, target, task=task or preset_task, label_names=label_names)
     if table.x.shape[1] != config["num_features"]:
         if not fit_inputs:
             data_files.check_features(table.x, config["num_features"], data_name=str(path), model_name=model_name)
         overrides["num_features"] = table.x.shape[1]
-    if config.get("task") == "regression" and table.y.shape[1] != config["num_targets"]:
+    if (task or preset_task) == "regression" and table.y.shape[1] != config["num_targets"]:
         overrides["num_targets"] = table.y.shape[1]
     return ModelData(table.x, table.y, table.label_names, overrides)
 
