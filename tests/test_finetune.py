@@ -130,6 +130,8 @@ def test_finetune_rejects_bad_input_clearly():
         zoo.finetune(model, (x, y), freeze=99, verbose=0)
     with pytest.raises(zoo.InvalidConfigError, match="early_stopping needs validation"):
         zoo.finetune(model, (x, y), early_stopping=2, verbose=0)
+    with pytest.raises(zoo.InvalidConfigError, match="no length.*steps_per_epoch"):
+        zoo.finetune(model, ((x[i:i + 5], y[i:i + 5]) for i in (0, 5)), verbose=0)
     with pytest.raises(zoo.InvalidConfigError, match="unfreeze_at"):
         zoo.finetune(model, (x, y), unfreeze_at=1, epochs=3, verbose=0)
     decoder = zoo.load("transformer-decoder-tiny")

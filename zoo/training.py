@@ -14,6 +14,7 @@ import keras
 import numpy as np
 
 from zoo import lora
+from zoo.evaluation import count_batches
 from zoo.errors import InvalidConfigError, TrainingDivergedError
 
 SCHEDULES = ("cosine", "linear", "constant")
@@ -372,23 +373,12 @@ def _as_fit_data(data, batch_size, steps_per_epoch, what):
             raise InvalidConfigError(f"{what} is empty.")
         arrays = {"x": x, "y": y, "sample_weight": data[2] if len(data) == 3 else None}
         return arrays, math.ceil(count / batch_size)
-    steps = steps_per_epoch or _length(data)
+    steps = steps_per_epoch or count_batches(data, batch_size)
     if steps is None:
         raise InvalidConfigError(
             f"{what} has no length (a generator or an infinite dataset): pass steps_per_epoch=."
         )
     return {"x": data}, steps
-
-
-def _length(data):
-    cardinality = getattr(data, "cardinality", None)  # tf.data
-    if cardinality is not None:
-        count = int(cardinality())
-        return count if count > 0 else None
-    try:
-        return len(data)  # torch DataLoader, keras PyDataset
-    except TypeError:
-        return None
 
 
 def _metrics(model):
