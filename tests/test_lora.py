@@ -59,11 +59,17 @@ def test_adapter_file_loads_into_a_fresh_model_with_the_same_outputs(lora_model,
 
 def test_merged_model_has_no_adapters_and_the_same_outputs(lora_model, tmp_path):
     model, _, x = lora_model
-    merged = zoo.merge_lora(model)
+    model.tokenizer = zoo.train_tokenizer(["a small vocabulary for the merged preset"], vocab_size=40)
+    try:
+        merged = zoo.merge_lora(model)
+    finally:
+        tokenizer, model.tokenizer = model.tokenizer, None
+    assert merged.tokenizer is tokenizer
     assert not any("lora" in v.path for v in merged.variables)
     assert merged.count_params() < model.count_params()
     np.testing.assert_allclose(to_numpy(merged(x)), to_numpy(model(x)), atol=1e-5, rtol=0)
     reloaded = zoo.load(zoo.save_preset(merged, tmp_path / "merged"))
+    assert reloaded.tokenizer.get_vocabulary() == tokenizer.get_vocabulary()
     np.testing.assert_allclose(to_numpy(reloaded(x)), to_numpy(model(x)), atol=1e-5, rtol=0)
 
 

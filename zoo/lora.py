@@ -155,7 +155,8 @@ def load_lora(model, path):
 def merge_lora(model):
     """A new model of the same config with the adapters folded into the
     kernels (`W + alpha / rank * A @ B`): same outputs, no LoRA layers, ready
-    for `zoo.save_preset`. Keras merges LoRA when it saves weights, so this
+    for `zoo.save_preset` (label names and tokenizer come along). Keras
+    merges LoRA when it saves weights, so this
     saves to a temporary file and loads that into a fresh model.
     """
     from zoo.architectures import build
@@ -167,6 +168,7 @@ def merge_lora(model):
         model.save_weights(weights)
         merged.load_weights(weights)
     merged.preset_metadata = dict(model.preset_metadata)
+    merged.tokenizer = model.tokenizer
     return merged
 
 
