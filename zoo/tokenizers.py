@@ -1,13 +1,18 @@
-"""Text tokenizers that ship with presets, built on keras_hub's WordPiece.
+"""Text tokenizers that ship with presets, built on keras_hub's tokenizers.
 
-A preset keeps its tokenizer in `assets/tokenizer/`: `vocabulary.txt` (one
-token a line, the line number is the id) and `tokenizer.json` (its type and
-options). Ids follow the zoo's conventions: 0 = padding, 1 = start, 2 = end,
-3 = unknown, then the learned word pieces.
+A preset keeps its tokenizer in `assets/tokenizer/`: `tokenizer.json` (its type
+and options) and, for WordPiece, `vocabulary.txt` (one token a line, the line
+number is the id). Ids follow the zoo's conventions: 0 = padding, 1 = start,
+2 = end, 3 = unknown, then the tokens.
 
-WordPiece is used because keras_hub can both learn and apply it and its whole
-state is a plain-text vocabulary; decoding gives the text back lower-cased
-(by default) with single spaces around punctuation.
+Two types:
+- "word_piece": keras_hub can both learn and apply it and its whole state is a
+  plain-text vocabulary; decoding gives the text back lower-cased (by default)
+  with single spaces around punctuation.
+- "byte": the UTF-8 bytes of the text, as ids 4-259 (`ByteTokenizer`). Nothing to
+  learn, any language, and decoding gives back exactly the text encoded, so
+  bits per byte are exact. The pretrained language models and the dates
+  transformer use it.
 
 Example:
 >>> tokenizer = train_tokenizer(["Keras runs on JAX.", "Keras runs on torch."], vocab_size=60)
@@ -33,9 +38,46 @@ RESERVED_TOKENS = ("[PAD]", "[START]", "[END]", "[UNK]")  # at ids 0, 1, 2, 3
 
 CONFIG_FILE = "tokenizer.json"
 VOCABULARY_FILE = "vocabulary.txt"
-# Tokenizer types a preset may name; WORD_PIECE_OPTIONS are what its JSON may set.
-TOKENIZER_TYPES = {"word_piece": keras_hub.tokenizers.WordPieceTokenizer}
 WORD_PIECE_OPTIONS = ("lowercase", "strip_accents", "split_on_cjk", "suffix_indicator")
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class ByteTokenizer(keras_hub.tokenizers.ByteTokenizer):
+    """keras_hub's byte tokenizer with every id moved up by 4, past the zoo's
+    reserved ids (keras_hub uses 0-255, and 0 would read as padding).
+
+    Example:
+    >>> tokenizer = ByteTokenizer()
+    >>> tokenizer.tokenize(["Hé"])
+    [[76, 199, 173]]
+    >>> tokenizer.detokenize([[76, 199, 173]])
+    ['Hé']
+    >>> tokenizer.vocabulary_size()
+    260
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("lowercase", False)  # keras_hub lower-cases by default; text must round-trip
+        super().__init__(**kwargs)
+
+    def tokenize(self, inputs):
+        rows = super().tokenize(inputs)
+        rows = rows.to_list() if hasattr(rows, "to_list") else rows  # tf.RaggedTensor on TensorFlow
+        return [[int(byte) + BYTE_OFFSET for byte in row] for row in rows]
+
+    def detokenize(self, inputs):
+        rows = [[int(token) - BYTE_OFFSET for token in row if int(token) >= BYTE_OFFSET] for row in inputs]
+        texts = super().detokenize(rows)
+        return [text.decode("utf-8") if isinstance(text, bytes) else str(text) for text in _as_list(texts)]
+
+    def vocabulary_size(self):
+        return 256 + BYTE_OFFSET
+
+
+BYTE_OFFSET = len(RESERVED_TOKENS)
+# Tokenizer types a preset may name, and the options its JSON may set.
+TOKENIZER_TYPES = {"word_piece": keras_hub.tokenizers.WordPieceTokenizer, "byte": ByteTokenizer}
+TOKENIZER_OPTIONS = {"word_piece": WORD_PIECE_OPTIONS, "byte": ()}
 
 
 def train_tokenizer(texts, vocab_size, lowercase=True):
@@ -85,14 +127,19 @@ def save_tokenizer(tokenizer, folder):
     >>> sorted(path.name for path in folder.iterdir())
     ['tokenizer.json', 'vocabulary.txt']
     """
+    folder = Path(folder)
+    if isinstance(tokenizer, ByteTokenizer):
+        folder.mkdir(parents=True, exist_ok=True)
+        config = {"type": "byte", "vocabulary_size": tokenizer.vocabulary_size(), "options": {}}
+        (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        return folder
     if not isinstance(tokenizer, keras_hub.tokenizers.WordPieceTokenizer):
         raise InvalidConfigError(
-            f"save_tokenizer() writes keras_hub WordPieceTokenizers, got "
+            f"save_tokenizer() writes keras_hub WordPieceTokenizers and zoo ByteTokenizers, got "
             f"{type(tokenizer).__name__}; make one with zoo.tokenizers.train_tokenizer()."
         )
     vocabulary = tokenizer.get_vocabulary()
     _check_reserved_tokens(vocabulary, InvalidConfigError, "this tokenizer")
-    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     config = {
         "type": "word_piece",
@@ -122,6 +169,8 @@ def load_tokenizer(folder):
     if not config_path.is_file():
         return None
     config = _read_config(config_path)
+    if config["type"] == "byte":
+        return ByteTokenizer()
     vocabulary_path = Path(folder) / VOCABULARY_FILE
     if not vocabulary_path.is_file():
         raise InvalidPresetError(
@@ -205,6 +254,10 @@ def _text_tokens(row, vocabulary_size):
     ]
 
 
+def _as_list(values):
+    return values.tolist() if hasattr(values, "tolist") else list(values)
+
+
 def _as_id_rows(ids):
     return token_id_matrix(ids, "decode() input").tolist()
 
@@ -254,9 +307,10 @@ def _read_config(config_path):
             "tokenizer again with zoo.tokenizers.save_tokenizer()."
         )
     options = config.get("options", {})
-    if not isinstance(options, dict) or set(options) - set(WORD_PIECE_OPTIONS):
+    allowed = TOKENIZER_OPTIONS[config["type"]]
+    if not isinstance(options, dict) or set(options) - set(allowed):
         raise InvalidPresetError(
             f"{config_path} has tokenizer options {options!r}; {config['type']} takes an "
-            f"object with some of: {', '.join(WORD_PIECE_OPTIONS)}."
+            f"object with some of: {', '.join(allowed) or '(none)'}."
         )
     return {**config, "options": options}
