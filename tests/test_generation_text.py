@@ -122,7 +122,7 @@ def test_decoder_returns_text_for_text_and_ids_for_ids(decoder, small_tokenizer)
 def test_seq2seq_returns_text_for_text_and_ids_for_ids(seq2seq, small_tokenizer):
     seq2seq.tokenizer = small_tokenizer
     texts = seq2seq.generate(PROMPTS, max_length=3)
-    ids = seq2seq.generate(tokenizers.encode(small_tokenizer, PROMPTS, 16), max_length=3)
+    ids = seq2seq.generate(tokenizers.encode(small_tokenizer, PROMPTS, 16, add_end=True), max_length=3)
     assert isinstance(texts, list) and all(isinstance(text, str) for text in texts)
     assert isinstance(ids, np.ndarray) and ids.shape == (2, 3) and (ids[:, 0] == 1).all()
     assert tokenizers.decode(small_tokenizer, ids) == texts

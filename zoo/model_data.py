@@ -137,7 +137,8 @@ def _text(path, kind, family, config, target, label_names, tokenizer, max_length
         length = min(max_length, config.get("max_length", max_length))
         ids = tokenizers.encode(tokenizer, texts, length, add_start=True, add_end=True)
         return ModelData(ids, next_token_targets(ids), tokenizer=tokenizer)
-    source = tokenizers.encode(tokenizer, texts, min(max_length, config["encoder_max_length"]))
+    # Sources end with the end id, as generate() encodes text sources.
+    source = tokenizers.encode(tokenizer, texts, min(max_length, config["encoder_max_length"]), add_end=True)
     target_ids = tokenizers.encode(tokenizer, targets, min(max_length, config["decoder_max_length"]), add_end=True)
     decoder_input = np.concatenate(
         [np.full((len(target_ids), 1), config["start_token_id"], "int32"), target_ids[:, :-1]], axis=1

@@ -190,12 +190,13 @@ def text_tokenizer(model, vocab_size):
 
 
 def generate_from_text(model, inputs, generate_ids, length, vocab_size, add_start,
-                       start_end_ids=None):
+                       start_end_ids=None, add_end=False):
     """Text in, text out around `generate_ids(token_ids) -> numpy ids`.
 
     Token-id `inputs` go straight to `generate_ids`. Text is encoded with the
     model's tokenizer into `length` ids (longer texts are truncated; with
-    `add_start` each begins with the start id), and the generated ids are
+    `add_start` each begins with the start id, with `add_end` each ends with
+    the end id, as seq2seq sources do), and the generated ids are
     decoded back: one string for one string, a list for a list.
     `start_end_ids` are the model's own start/end ids, which must be the
     tokenizer's for its output to decode.
@@ -210,6 +211,6 @@ def generate_from_text(model, inputs, generate_ids, length, vocab_size, add_star
             f"but this model has {tuple(start_end_ids)}; pass token ids instead, or build the "
             "model with the default start/end ids."
         )
-    ids = tokenizers.encode(tokenizer, inputs, length, add_start=add_start)
+    ids = tokenizers.encode(tokenizer, inputs, length, add_start=add_start, add_end=add_end)
     texts = tokenizers.decode(tokenizer, generate_ids(ids))
     return texts[0] if isinstance(inputs, str) else texts

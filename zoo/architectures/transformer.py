@@ -134,7 +134,9 @@ class TransformerSeq2Seq(ZooModel):
         numpy array `(batch, max_length)` that begins with the start token;
         tokens after the end token are 0. With a tokenizer (`model.tokenizer`),
         the input may be a string or a list of strings and the result is the
-        decoded text. `sampler` and `sampler_options` are as for
+        decoded text; text sources are encoded followed by the end id, so
+        token-id sources should end with it too (as the training data of
+        `zoo finetune` and of the pretrained presets do). `sampler` and `sampler_options` are as for
         `TransformerDecoderLM.generate` ("beam" with `num_beams=...` included).
 
         Example:
@@ -165,6 +167,7 @@ class TransformerSeq2Seq(ZooModel):
         return generation.generate_from_text(
             self, encoder_token_ids, generate_ids, config.encoder_max_length, config.vocab_size,
             add_start=False, start_end_ids=(config.start_token_id, config.end_token_id),
+            add_end=True,  # a source ends with the end id (as in BART and T5): training data do the same
         )
 
     def _decode_with_cache(self, source, tokens, keep, index, sampler, stop_token_ids):
