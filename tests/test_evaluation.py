@@ -165,6 +165,16 @@ def test_language_model_loss_perplexity_and_bits():
     assert with_bytes.metrics["bits_per_byte"] == pytest.approx(with_bytes.metrics["bits_per_token"], rel=1e-9)
 
 
+def test_bits_per_byte_counts_byte_ids_even_when_a_window_cuts_a_character():
+    model = LSTMModel(vocab_size=260, embedding_dim=8, units=[8], bidirectional=False,
+                      task="language_model", dropout=0.0)
+    model.tokenizer = tokenizers.ByteTokenizer()
+    ids = np.array(model.tokenizer.tokenize(["déjà vu, naïve cafés"])[0], "int32")
+    x, y = ids[None, :4], ids[None, 1:5]  # the targets end inside the two bytes of "à"
+    report = evaluate(model, (x, y), batch_size=1, verbose=False)
+    assert report.metrics["bits_per_byte"] == pytest.approx(report.metrics["bits_per_token"], rel=1e-9)
+
+
 @pytest.fixture(scope="module")
 def seq2seq():
     """A tiny encoder-decoder, its sources and its own greedy output as targets."""

@@ -493,8 +493,7 @@ class LanguageModelScorer(Scorer):
         self.num_tokens += len(targets)
         self.num_correct += int((log_probs.argmax(axis=-1) == targets).sum())
         if self.tokenizer is not None:
-            rows = [row[row != PAD_ID].tolist() for row in y]
-            self.num_bytes += sum(len(text.encode("utf-8")) for text in detokenize(self.tokenizer, rows))
+            self.num_bytes += count_bytes(self.tokenizer, y)
 
     def result(self):
         if not self.num_tokens:
@@ -569,6 +568,17 @@ class Seq2SeqScorer(Scorer):
         matches = [reference == hypothesis for reference, hypothesis in zip(self.references, self.hypotheses)]
         summary = {"exact_match": float(np.mean(matches)), "cer": cer}
         return {"metrics": clean(summary), "notes": self.notes}
+
+
+def count_bytes(tokenizer, targets):
+    """UTF-8 bytes of the text that target-id rows stand for."""
+    from zoo import tokenizers
+
+    if isinstance(tokenizer, tokenizers.ByteTokenizer):
+        # One id per byte. Decoding would miscount a window cut inside a character.
+        return int((targets >= tokenizers.BYTE_OFFSET).sum())
+    rows = [row[row != PAD_ID].tolist() for row in targets]
+    return sum(len(text.encode("utf-8")) for text in detokenize(tokenizer, rows))
 
 
 def until_end(row, end_token_id):
