@@ -140,3 +140,18 @@ def test_a_preset_saved_on_another_backend_loads_with_the_same_outputs(tmp_path)
         x, _ = model.example_batch(batch_size=2, seed=3)
         np.testing.assert_allclose(to_numpy(model(x, training=False)), expected[name], atol=1e-4, rtol=0,
                                    err_msg=f"{name}: saved on {other}, loaded on {here}")
+
+
+def test_a_trained_model_is_saved_without_its_optimizer_state(tmp_path):
+    """Keras writes a compiled model's optimizer variables (Adam: two per weight)
+    into save_weights; a preset holds the model's weights only."""
+    import h5py
+
+    model = zoo.load("dense-tiny")
+    x, y = model.example_batch(batch_size=8)
+    zoo.finetune(model, (x, y), epochs=1, verbose=0)
+    assert model.optimizer is not None and model.optimizer.variables
+    folder = zoo.save_preset(model, tmp_path / "trained")
+    with h5py.File(folder / presets.WEIGHTS_FILE) as weights:
+        assert "optimizer" not in weights and "layers" in weights
+    assert_same_outputs(model, zoo.load(str(folder)), x, atol=0)

@@ -86,7 +86,7 @@ def save_preset(model, folder, *, assets=None, overwrite=False, **metadata):
             "family": model.family,
             "config": config_to_dict(model.zoo_config),
         })
-        model.save_weights(staging / WEIGHTS_FILE)
+        save_model_weights(model, staging / WEIGHTS_FILE)
         for name, source in (assets or {}).items():
             target = staging / ASSETS_DIR / name
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -110,6 +110,24 @@ def save_preset(model, folder, *, assets=None, overwrite=False, **metadata):
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return folder
+
+
+def save_model_weights(model, path):
+    """The model's own weights, without the optimizer state (Adam's two
+    moments: twice the model's size) that Keras saves with a compiled model."""
+    from zoo.architectures import build
+    from zoo.architectures.config import config_to_dict
+
+    if getattr(model, "optimizer", None) is None:
+        model.save_weights(path)
+        return
+    bare = build(model.family, config_to_dict(model.zoo_config), name=model.name)
+    weights = model.get_weights()
+    if len(weights) != len(bare.weights):  # extra variables (LoRA adapters): save them as they are
+        model.save_weights(path)
+        return
+    bare.set_weights(weights)
+    bare.save_weights(path)
 
 
 def write_manifest(folder):
