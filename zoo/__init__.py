@@ -46,6 +46,8 @@ _LAZY = {
     "load_lora": "zoo.lora",
     "merge_lora": "zoo.lora",
     "train_tokenizer": "zoo.tokenizers",
+    "load_dataset": "zoo.datasets",  # imports scikit-learn / babel, not Keras
+    "reproduce": "zoo.published",
 }
 
 

@@ -7,6 +7,7 @@
     zoo demo
     zoo finetune NAME --data FILE_OR_FOLDER [--target COLUMN] --epochs N --out FOLDER
     zoo eval NAME_OR_FOLDER --data FILE_OR_FOLDER [--target COLUMN] [--out FOLDER]
+    zoo eval PRETRAINED_NAME       (recompute its published metrics on the held-out split)
 
 Listing and describing read only the JSON cards, so they answer instantly and
 import no backend.
@@ -70,6 +71,9 @@ def info_command(args, console):
     table.add_row("params", f"{card.params:,}")
     table.add_row("inputs", describe_inputs(card.inputs))
     table.add_row("pretrained", "yes" if card.pretrained else "no (random initialisation)")
+    model_card = registry.builtin_cards_folder() / card.weights["folder"] / "README.md" if card.pretrained else None
+    if model_card is not None and model_card.is_file():
+        table.add_row("model card", str(model_card))
     table.add_row("license", card.license)
     for key, value in card.config.items():
         table.add_row(f"config.{key}", json.dumps(value))
@@ -146,8 +150,10 @@ DATA_HELP = (
 )
 
 
-def add_data_arguments(parser):
-    parser.add_argument("--data", required=True, help=DATA_HELP)
+def add_data_arguments(parser, required=True):
+    parser.add_argument("--data", required=required, help=DATA_HELP + (
+        "" if required else "; without --data, a pretrained preset is scored on its held-out test "
+        "split and compared with its published metrics"))
     parser.add_argument("--target", help="the label (or regression target) column of a CSV")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=128, help="longest token sequence kept (text)")
@@ -203,9 +209,10 @@ def build_parser():
     finetune.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     finetune.set_defaults(run=finetune_command)
 
-    evaluate = commands.add_parser("eval", help="evaluate a preset on a data file and print the report")
+    evaluate = commands.add_parser(
+        "eval", help="evaluate a preset on a data file, or check a pretrained preset's published metrics")
     evaluate.add_argument("name", help="preset name or source")
-    add_data_arguments(evaluate)
+    add_data_arguments(evaluate, required=False)
     evaluate.add_argument("--out", help="also save report.json, report.md and plots here")
     evaluate.set_defaults(run=eval_command)
     return parser

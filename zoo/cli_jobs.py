@@ -81,6 +81,8 @@ def finetune_job(args, console):
 
 def eval_job(args, console):
     model = zoo.load(args.name)
+    if args.data is None:
+        return published_eval(model, args.name, console)
     if model.family in model_data.TEXT_FAMILIES and model.tokenizer is None:
         raise DataFileError(
             f"{args.name} has no tokenizer, so it cannot read text. Fine-tune it on your text with "
@@ -99,6 +101,37 @@ def eval_job(args, console):
         files = report.save(args.out)
         console.print(f"wrote {', '.join(Path(f).name for f in files)} to {args.out}", highlight=False)
     return 0
+
+
+def published_eval(model, name, console):
+    """Recompute a pretrained preset's published metrics; exit 1 if one drifts past its tolerance."""
+    from rich.table import Table
+
+    from zoo import published
+
+    published.published_metrics(model)  # a clear error for presets without published figures
+    changed = published.data_changed(model)
+    dataset = model.preset_metadata["dataset"]
+    with console.status(f"evaluating {name} on the {dataset['name']} test split ({dataset['sizes']['test']} examples)"):
+        rows = published.reproduce(model)
+    table = Table(title=f"{name} on {dataset['name']} (test split), backend {keras.backend.backend()}",
+                  title_justify="left")
+    for column in ("metric", "published", "now", "difference", "tolerance", "agrees"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for row in rows:
+        table.add_row(row.metric, f"{row.published:.4f}", f"{row.measured:.4f}", f"{row.difference:+.4f}",
+                      f"±{row.tolerance}", "[green]yes[/]" if row.within_tolerance else "[red]NO[/]")
+    console.print(table)
+    baseline = model.preset_metadata.get("baseline") or {}
+    if baseline:
+        figures = ", ".join(f"{metric} {value:.4f}" for metric, value in baseline["metrics"].items())
+        console.print(f"{baseline['name']} baseline: {figures}", highlight=False)
+    if changed:
+        console.print(f"[yellow]note:[/] {changed}", highlight=False)
+    if all(row.within_tolerance for row in rows):
+        return 0
+    console.print("[red]the published figures do not hold on this machine and backend[/]")
+    return 1
 
 
 def _tokenizer_of(folder):
