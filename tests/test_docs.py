@@ -34,6 +34,8 @@ DOCUMENTED_MODULES = [
     "zoo.architectures.generation",
     "zoo.evaluation",
     "zoo.model_data",
+    "zoo.datasets",
+    "zoo.published",
 ]
 
 
@@ -66,7 +68,7 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
     finally:
         if "dense-tiny.wide" in zoo.list_presets():
             zoo.unregister_preset("dense-tiny.wide")
-    assert namespace["tokens"].shape == (1, 10)
+    assert namespace["tokens"].shape == (1, 12)
     assert namespace["classifier"].output_shape == (None, 5)
     assert namespace["report"].metrics["accuracy"] > 0.6  # three classes: chance is 1/3
     assert zoo.load(tmp_path / "iris-dense").label_names == ["setosa", "versicolor", "virginica"]
@@ -96,3 +98,14 @@ def test_text_classifier_example_learns():
     example = runpy.run_path(str(ROOT / "examples" / "finetune_text_classifier.py"))
     report = example["main"](["--epochs", "6", "--max-length", "32"])
     assert report.metrics["accuracy"] > 0.5  # four balanced classes: chance is 0.25
+
+
+def test_quickstart_example_rewrites_dates():
+    example = runpy.run_path(str(ROOT / "examples" / "quickstart.py"))
+    assert example["main"](["5. März 2021", "vendredi 14 juillet 1989"]) == ["2021-03-05", "1989-07-14"]
+
+
+def test_generate_text_example_continues_the_prompt():
+    example = runpy.run_path(str(ROOT / "examples" / "generate_text.py"))
+    text = example["main"](["The with statement", "--max-length", "48"])
+    assert text.startswith("The with statement") and len(text.encode()) > len("The with statement")

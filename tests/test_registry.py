@@ -15,17 +15,20 @@ FAMILIES = ("dense", "cnn", "lstm", "transformer-encoder", "transformer-decoder"
 def test_every_family_has_three_sizes():
     for family in FAMILIES:
         names = zoo.list_presets(family=family)
-        assert sorted(zoo.info(n).size for n in names) == ["base", "small", "tiny"], family
+        untagged = [n for n in names if "." not in n]
+        assert sorted(zoo.info(n).size for n in untagged) == ["base", "small", "tiny"], family
         assert all(n.startswith(family + "-") for n in names)
-    assert len(zoo.list_presets()) == 18
+    assert len([n for n in zoo.list_presets() if "." not in n]) == 18
 
 
 def test_list_presets_filters_and_sorts():
     assert zoo.list_presets("transformer-*-tiny") == ["transformer-decoder-tiny", "transformer-encoder-tiny"]
-    assert zoo.list_presets("*", family="cnn") == ["cnn-base", "cnn-small", "cnn-tiny"]
+    assert zoo.list_presets("cnn-*", family="cnn") == ["cnn-base", "cnn-small", "cnn-small.digits", "cnn-tiny"]
     assert zoo.list_presets(task="seq2seq") == ["transformer-base", "transformer-small", "transformer-tiny"]
-    assert zoo.list_presets(pretrained=False) == zoo.list_presets()
-    assert zoo.list_presets(pretrained=True) == []
+    pretrained = zoo.list_presets(pretrained=True)
+    assert "transformer-small" in pretrained and "cnn-small.digits" in pretrained
+    assert sorted(pretrained + zoo.list_presets(pretrained=False)) == zoo.list_presets()
+    assert all(zoo.info(name).weights is None for name in zoo.list_presets(pretrained=False))
     assert zoo.list_presets("nothing*") == []
 
 

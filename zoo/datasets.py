@@ -240,7 +240,7 @@ def python_docstrings():
     return Dataset(
         name="python-docstrings",
         task="text-classification",
-        description="First paragraphs of the public docstrings of 40 CPython modules and built-in "
+        description="First paragraphs of the public docstrings of 41 CPython modules and built-in "
                     "types, labelled with one of 6 topics (which module group they come from).",
         source=f"docstrings of Python {_python_version()}'s standard library (PSF license)",
         split_rule=HASH_RULE.replace("0.1 -> test, below 0.2", "0.15 -> test, below 0.3")

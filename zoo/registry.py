@@ -125,7 +125,9 @@ def list_presets(pattern="*", family=None, task=None, pretrained=None):
     Example:
     >>> import zoo
     >>> zoo.list_presets("cnn-*")
-    ['cnn-base', 'cnn-small', 'cnn-tiny']
+    ['cnn-base', 'cnn-small', 'cnn-small.digits', 'cnn-tiny']
+    >>> zoo.list_presets(family="dense", pretrained=True)
+    ['dense-small.breast-cancer']
     """
     return sorted(
         card.name
