@@ -169,13 +169,8 @@ def train(name, out, quick=False):
         training={**training_facts(recipe, epochs, seconds), "history": history_summary(history)},
     )
     saved = zoo.load(folder)  # publish what was saved, not what is in memory
-    metrics = {}
-    for split in ("validation", "test"):
-        x, y = published.evaluation_data(saved, data, split)
-        if quick:
-            x, y = first_rows((x, y), 32)
-        report = zoo.evaluate(saved, (x, y), batch_size=published.EVALUATION_BATCH.get(saved.task, 64), verbose=False)
-        metrics[split] = published.headline(report)
+    metrics = {split: published.score(saved, data, split, limit=32 if quick else None)
+               for split in ("validation", "test")}
     baseline = published.baseline(data)
     update_metadata(folder, metrics=metrics, baseline=baseline)
     published.write_reference_outputs(saved, folder, data)
@@ -429,8 +424,8 @@ def main(argv=None):
     rows = read_other_rows(results_path, names)
     for name in names:
         folder = Path(args.out) / name
-        backend = RECIPES[name].train_backend or args.train_backend
-        trained = None if args.publish_only else run_step("train", name, folder, backend, args.quick)
+        train_backend = RECIPES[name].train_backend or args.train_backend
+        trained = None if args.publish_only else run_step("train", name, folder, train_backend, args.quick)
         measured = [run_step("measure", name, folder, backend, args.quick) for backend in args.backends]
         for result in measured:
             print(f"  {result['backend']}: {result['metrics']} parity {result['parity_max_abs_diff']:.1e}", flush=True)

@@ -189,12 +189,23 @@ def reproduce(name, split="test", verbose=False):
     model = name if hasattr(name, "preset_metadata") else zoo.load(name)
     published = published_metrics(model, split)
     dataset = datasets.load_dataset(model.preset_metadata["dataset"]["name"])
-    x, y = evaluation_data(model, dataset, split)
-    report = zoo.evaluate(model, (x, y), batch_size=EVALUATION_BATCH.get(model.task, 64), verbose=verbose)
+    measured = score(model, dataset, split, verbose=verbose)
     return [
-        Comparison(metric, published[metric], report.metrics[metric], TOLERANCES[metric])
-        for metric in HEADLINE_METRICS[model.task]
+        Comparison(metric, published[metric], value, TOLERANCES[metric])
+        for metric, value in measured.items()
     ]
+
+
+def score(model, dataset, split="test", limit=None, verbose=False):
+    """The headline metrics of `model` on `dataset`'s `split` (its first
+    `limit` examples when given), as `{metric: value}`."""
+    import zoo
+
+    x, y = evaluation_data(model, dataset, split)
+    if limit is not None:
+        x, y = first_rows(x, limit), y[:limit]
+    report = zoo.evaluate(model, (x, y), batch_size=EVALUATION_BATCH.get(model.task, 64), verbose=verbose)
+    return headline(report)
 
 
 def published_metrics(model, split="test"):
