@@ -25,6 +25,7 @@ from zoo.errors import (
     OfflineError,
     PresetNotFoundError,
     TrainingDivergedError,
+    UnsupportedBackendError,
     UnsafeArchiveError,
     ZooError,
 )
@@ -48,6 +49,9 @@ _LAZY = {
     "train_tokenizer": "zoo.tokenizers",
     "load_dataset": "zoo.datasets",  # imports scikit-learn / babel, not Keras
     "reproduce": "zoo.published",
+    "data_parallel": "zoo.distribute",
+    "model_parallel": "zoo.distribute",
+    "initialize_multihost": "zoo.distribute",
 }
 
 
@@ -73,6 +77,7 @@ __all__ = [
     "PresetNotFoundError",
     "UnsafeArchiveError",
     "TrainingDivergedError",
+    "UnsupportedBackendError",
     "ZooError",
     *_LAZY,
     "family_names",

@@ -85,3 +85,7 @@ class DataFileError(ZooError, ValueError):
 
 class DataFileNotFoundError(ZooError, FileNotFoundError):
     """A data path that does not exist."""
+
+
+class UnsupportedBackendError(ZooError, NotImplementedError):
+    """The active Keras backend cannot do what was asked; the message names one that can."""

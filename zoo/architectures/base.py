@@ -25,6 +25,11 @@ class ZooModel(keras.Model):
 
     family = None
     Config = None
+    sharding = {}
+    """Model parallelism: `{variable path regex: axes}`, an axis per weight
+    dimension, "model" where it is split across the mesh's model axis and None
+    where it is replicated (see `zoo.model_parallel`). Unlisted weights are
+    replicated."""
     tokenizer = None
     """Text <-> token ids for token families (a keras_hub tokenizer), from the
     preset's assets/tokenizer/ when it has one; `generate` and the zoo

@@ -45,6 +45,8 @@ class CNNClassifier(ZooModel):
 
     family = "cnn"
     Config = CNNConfig
+    # Convolutions split by output channel.
+    sharding = {r".*_conv/kernel": (None, None, None, "model")}
 
     def build_graph(self, config):
         images = keras.Input(config.input_shape, name="images")

@@ -44,6 +44,8 @@ class DenseModel(ZooModel):
 
     family = "dense"
     Config = DenseConfig
+    # Hidden layers split by output unit; the small head stays whole.
+    sharding = {r"hidden_\d+/kernel": (None, "model"), r"hidden_\d+/bias": ("model",)}
 
     def build_graph(self, config):
         features = keras.Input((config.num_features,), name="features")

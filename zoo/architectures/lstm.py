@@ -64,6 +64,12 @@ class LSTMModel(ZooModel):
 
     family = "lstm"
     Config = LSTMConfig
+    # Embedding split by feature; LSTM kernels by gate unit.
+    sharding = {
+        r"embedding/embeddings": (None, "model"),
+        r".*lstm_cell/(recurrent_)?kernel": (None, "model"),
+        r".*lstm_cell/bias": ("model",),
+    }
 
     def build_graph(self, config):
         if config.vocab_size:

@@ -8,6 +8,19 @@ import keras_hub
 
 from zoo.layers import PaddingMask
 
+# Model parallelism for every transformer family (Megatron-style): attention
+# split by head, the feed-forward layer by its inner unit (column- then
+# row-split, so each block needs one reduction), embeddings by feature.
+SHARDING = {
+    r".*(token|position)_embedding/embeddings": (None, "model"),
+    r".*/(query|key|value)/kernel": (None, "model", None),
+    r".*/(query|key|value)/bias": ("model", None),
+    r".*/attention_output/kernel": ("model", None, None),
+    r".*feedforward_intermediate_dense/kernel": (None, "model"),
+    r".*feedforward_intermediate_dense/bias": ("model",),
+    r".*feedforward_output_dense/kernel": ("model", None),
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class TransformerDims:

@@ -32,6 +32,7 @@ class TransformerEncoderClassifier(ZooModel):
 
     family = "transformer-encoder"
     Config = TransformerEncoderConfig
+    sharding = blocks.SHARDING
 
     def build_graph(self, config):
         token_ids = blocks.token_input("token_ids")
