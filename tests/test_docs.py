@@ -36,6 +36,8 @@ DOCUMENTED_MODULES = [
     "zoo.model_data",
     "zoo.datasets",
     "zoo.published",
+    "zoo.backend",
+    "zoo.distribute",
 ]
 
 

@@ -5,8 +5,46 @@ portably lives here behind a small function.
 """
 
 import contextlib
+from pathlib import Path
 
 import keras
+
+from zoo.errors import InvalidConfigError
+
+# What `jit_compile="auto"` means per (backend, device kind): on where
+# compiling made most workloads faster in tools/measure_jit.py's run recorded in
+# tools/jit_measurements.csv (2 CPU cores shared with other jobs; each family's
+# small preset, batch 32; a workload is one preset's predict, train step or
+# generate() called 100 times, compile time included):
+# - jax on CPU: on (14 of 14 faster). Uncompiled, jax dispatches every op from
+#   Python: steady state is 2-117x slower (the LSTM most), and even the first
+#   call is mostly faster compiled.
+# - tensorflow on CPU: off (6 of 14 faster), as in Keras' own "auto". Without
+#   XLA Keras still runs a tf.function graph. XLA wins for generate() (17-21x
+#   once compiled, after 2-4 calls) and a little for transformer inference
+#   (1.2-1.4x), but it slows the dense, cnn and lstm training steps 1.4-3x and
+#   adds 1-8 s of compiling to every model's first step. Pass
+#   jit_compile=True for generation-heavy work on a CPU.
+# - torch on CPU: off (0 of 12 faster). torch.compile spends 17-170 s per model
+#   and operation (Inductor generates and builds C++ kernels, and compiles Keras'
+#   step again on the second call), for steady-state gains of at most 4x
+#   (0.1-0.6x, i.e. slower, for dense and lstm) that take 280-3400 calls to repay it.
+# GPU and TPU rows were not measured (no accelerator on the machine that ran
+# the tool); they follow Keras' own "auto": XLA for jax and tensorflow, eager
+# for torch. Run tools/measure_jit.py on such a machine to check them.
+AUTO_JIT_COMPILE = {
+    ("jax", "cpu"): True,
+    ("jax", "gpu"): True,
+    ("jax", "tpu"): True,
+    ("tensorflow", "cpu"): False,
+    ("tensorflow", "gpu"): True,
+    ("tensorflow", "tpu"): True,
+    ("torch", "cpu"): False,
+    ("torch", "gpu"): False,
+}
+JAX_CACHE_FOLDER = "jax-cache"
+
+_compilation_cache_dir = None  # where enable_compilation_cache() last pointed jax
 
 
 def name():
@@ -25,3 +63,191 @@ def inference_mode():
 
         return torch.no_grad()
     return contextlib.nullcontext()
+
+
+def device_kind():
+    """The kind of device the backend computes on: "cpu", "gpu" or "tpu".
+
+    Example:
+    >>> device_kind() in ("cpu", "gpu", "tpu")
+    True
+    """
+    if name() == "jax":
+        import jax
+
+        platform = jax.default_backend()
+        return platform if platform in ("cpu", "tpu") else "gpu"
+    if name() == "tensorflow":
+        import tensorflow as tf
+
+        for kind in ("tpu", "gpu"):
+            if tf.config.list_logical_devices(kind.upper()):
+                return kind
+        return "cpu"
+    import torch
+
+    return "gpu" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_jit_compile(jit_compile, model=None):
+    """`jit_compile` ("auto", True or False) as a bool for this backend and device.
+
+    "auto" is `AUTO_JIT_COMPILE[(backend, device kind)]`, the fastest choice
+    measured by tools/measure_jit.py. As in Keras' own "auto", it is False for
+    a `model` with a layer that cannot be compiled (`layer.supports_jit`
+    False) and on tensorflow inside a tf.distribute strategy's scope.
+
+    Example:
+    >>> resolve_jit_compile(False), resolve_jit_compile("auto") == AUTO_JIT_COMPILE[(name(), device_kind())]
+    (False, True)
+    """
+    check_jit_compile(jit_compile)
+    if jit_compile is True or jit_compile is False:
+        return jit_compile
+    if model is not None and not all(layer.supports_jit for layer in model._flatten_layers()):
+        return False
+    if _in_tf_distribute_scope():
+        return False
+    return AUTO_JIT_COMPILE.get((name(), device_kind()), False)
+
+
+def _in_tf_distribute_scope():
+    if name() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    return tf.distribute.has_strategy()
+
+
+def check_jit_compile(jit_compile):
+    """Raise `InvalidConfigError` unless `jit_compile` is "auto", True or False.
+
+    Example:
+    >>> check_jit_compile("yes")
+    Traceback (most recent call last):
+    ...
+    zoo.errors.InvalidConfigError: jit_compile='yes': use 'auto' ...
+    """
+    if jit_compile is True or jit_compile is False:
+        return
+    if not (isinstance(jit_compile, str) and jit_compile == "auto"):
+        raise InvalidConfigError(
+            f"jit_compile={jit_compile!r}: use 'auto' (the fastest measured choice for this "
+            "backend and device), True (XLA / jax.jit / torch.compile) or False (no compilation)."
+        )
+
+
+def set_jit_compile(model, jit_compile):
+    """Make `model`'s Keras predict / evaluate / train steps and the zoo's
+    generation use `jit_compile` (a bool) from their next call on.
+
+    Keras reads `model.jit_compile` when it builds each step function, so the
+    ones already built are dropped. `compile()` is not called: it would attach
+    an optimizer and a compile config to a model that was only loaded.
+    """
+    if model.jit_compile != jit_compile:
+        model.jit_compile = jit_compile
+        model.predict_function = model.test_function = model.train_function = None
+
+
+def compile_function(function, variables=()):
+    """`function(*arrays)` compiled into one program per input shapes, or
+    None where the backend cannot compile a whole Keras `while_loop` (torch:
+    the loop runs in Python, so torch.compile would break its graph at every
+    step; keras_hub leaves generation eager on torch too).
+
+    `variables` are the Keras variables `function` reads or assigns: jax gets
+    their current values as arguments (a jitted function must be pure: values
+    it closed over would be baked in as constants) and assigns the new ones
+    after each call; tensorflow (XLA) reads and assigns them in the program.
+    Python numbers are constants of the program: pass changing ones as arrays.
+
+    Example:
+    >>> import numpy as np
+    >>> double = compile_function(lambda x: x * 2)
+    >>> double is None or np.asarray(double(np.ones(2, "float32"))).tolist() == [2.0, 2.0]
+    True
+    """
+    if name() == "jax":
+        return _jax_stateless_jit(function, list(variables))
+    if name() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(function, jit_compile=True)
+    return None
+
+
+def _jax_stateless_jit(function, variables):
+    import jax
+
+    assigned = []  # which of `variables` the function assigns, found while tracing
+
+    def pure(values, *arrays):
+        with keras.StatelessScope(state_mapping=zip(variables, values)) as scope:
+            outputs = function(*arrays)
+        assigned[:] = [i for i, variable in enumerate(variables) if scope.get_current_value(variable) is not None]
+        return outputs, [scope.get_current_value(variables[i]) for i in assigned]
+
+    program = jax.jit(pure)
+
+    def run(*arrays):
+        outputs, new_values = program([variable.value for variable in variables], *arrays)
+        for index, value in zip(assigned, new_values):
+            variables[index].assign(value)
+        return outputs
+
+    return run
+
+
+def forget_compiled_programs():
+    """Make torch.compile start afresh (it does nothing on other backends).
+
+    Keras' step functions share their code objects across models, and
+    torch.compile silently runs a code object eagerly once it has compiled
+    `torch._dynamo.config.cache_size_limit` (8) versions of it: a process that
+    compiles many models (tools/measure_jit.py, tests/test_jit.py) calls this
+    between them so that each one really is compiled.
+    """
+    if name() == "torch":
+        import torch
+
+        torch._dynamo.reset()
+
+
+def enable_compilation_cache():
+    """Keep jax's compiled programs in `<ZOO_HOME>/jax-cache` across processes.
+
+    Under jax, points its persistent compilation cache there (unless the user
+    already chose a folder, e.g. with JAX_COMPILATION_CACHE_DIR); it follows
+    ZOO_HOME if that changes. Elsewhere it does nothing. Returns the folder
+    in use, or None.
+
+    Example:
+    >>> folder = enable_compilation_cache()
+    >>> folder is None or folder.name == "jax-cache"
+    True
+    """
+    global _compilation_cache_dir
+    if name() != "jax":
+        return None
+    import jax
+
+    from zoo import hub
+
+    folder = hub.zoo_home() / JAX_CACHE_FOLDER
+    current = jax.config.jax_compilation_cache_dir
+    if current is not None and current != _compilation_cache_dir:
+        return Path(current)  # the user's own choice wins
+    if current != str(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        jax.config.update("jax_compilation_cache_dir", str(folder))
+        if current is not None:
+            _reset_jax_cache()  # jax opens its cache once; make it open the new folder
+        _compilation_cache_dir = str(folder)
+    return folder
+
+
+def _reset_jax_cache():
+    from jax.experimental.compilation_cache import compilation_cache
+
+    compilation_cache.reset_cache()

@@ -52,7 +52,7 @@ ECE_BINS = 15
 PNG_DPI = 100
 
 
-def evaluate(model, data, task=None, batch_size=32, label_names=None, verbose="auto"):
+def evaluate(model, data, task=None, batch_size=32, label_names=None, verbose="auto", jit_compile=None):
     """Score `model` on `data` and time its predictions.
 
     Args:
@@ -67,6 +67,10 @@ def evaluate(model, data, task=None, batch_size=32, label_names=None, verbose="a
         label_names: class names for classification; defaults to the preset's
             `label_names` metadata, else "0", "1", ...
         verbose: show a progress bar; "auto" shows one when stdout is a terminal.
+        jit_compile: None keeps the model's own setting (`model.jit_compile`,
+            chosen by `zoo.load` / `zoo.finetune`); "auto", True or False
+            compile (or not) the predictions and `generate()` of this call
+            only, as for `zoo.load`.
 
     Returns:
         An `EvaluationReport`. Latency is measured around `predict_on_batch`
@@ -91,16 +95,19 @@ def evaluate(model, data, task=None, batch_size=32, label_names=None, verbose="a
     kind = task_kind(model, task)
     if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
         raise InvalidConfigError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    if jit_compile is not None:
+        backend.check_jit_compile(jit_compile)
     scorer = SCORERS[kind](model, label_names)
     timer = BatchTimer()
     batches = with_progress(iterate_batches(data, batch_size), count_batches(data, batch_size), verbose)
     full_size = None
-    for x, y in batches:
-        scorer.check(x, y)
-        full_size = full_size or len(y)
-        with timer.measure(len(y)):
-            outputs = scorer.predict(pad_rows(x, full_size), y)[: len(y)]
-        scorer.update(y, outputs)
+    with jit_compile_set(model, jit_compile):
+        for x, y in batches:
+            scorer.check(x, y)
+            full_size = full_size or len(y)
+            with timer.measure(len(y)):
+                outputs = scorer.predict(pad_rows(x, full_size), y)[: len(y)]
+            scorer.update(y, outputs)
     if not timer.latencies_ms:
         raise InvalidConfigError("data is empty: evaluate() needs at least one (x, y) sample.")
     timing, timing_notes = timer.summary()
@@ -114,6 +121,27 @@ def evaluate(model, data, task=None, batch_size=32, label_names=None, verbose="a
         timing=timing,
         **results,
     )
+
+
+@contextlib.contextmanager
+def jit_compile_set(model, jit_compile):
+    """`model` compiling (or not) per `jit_compile` inside the block, as
+    before after it; None changes nothing. The step functions Keras had built
+    are put back too, so that the model's own setting is not compiled again."""
+    from zoo import backend
+
+    if jit_compile is None:
+        yield
+        return
+    functions = ("predict_function", "test_function", "train_function")
+    saved = model.jit_compile, [getattr(model, name, None) for name in functions]
+    backend.set_jit_compile(model, backend.resolve_jit_compile(jit_compile, model))
+    try:
+        yield
+    finally:
+        model.jit_compile = saved[0]
+        for name, function in zip(functions, saved[1]):
+            setattr(model, name, function)
 
 
 def task_kind(model, task=None):

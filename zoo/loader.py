@@ -5,7 +5,7 @@ from zoo.architectures import build
 from zoo.errors import InvalidConfigError
 
 
-def load(name, pretrained=True, num_classes=None, label_names=None, **overrides):
+def load(name, pretrained=True, num_classes=None, label_names=None, jit_compile="auto", **overrides):
     """Build the model of a preset, with its pretrained weights if it has any.
 
     Args:
@@ -21,6 +21,12 @@ def load(name, pretrained=True, num_classes=None, label_names=None, **overrides)
         label_names: class names, one per output class (sets `num_classes`
             when that is not given). They travel with the model: into
             `model.predict_labels()`, evaluation reports and saved presets.
+        jit_compile: "auto", True or False: compile predict / evaluate /
+            train steps and `generate()` (XLA on TensorFlow, `jax.jit` on JAX,
+            `torch.compile` on PyTorch, where generation stays eager). "auto"
+            picks what measured fastest on this backend and device (see
+            `zoo.backend.AUTO_JIT_COMPILE`); the choice is `model.jit_compile`.
+            Under JAX, compiled programs are also cached in `<ZOO_HOME>/jax-cache`.
         **overrides: config keys to change, e.g. `dropout=0.0`; unknown keys
             or wrong types raise `zoo.InvalidConfigError` listing the allowed keys.
 
@@ -34,9 +40,16 @@ def load(name, pretrained=True, num_classes=None, label_names=None, **overrides)
     (None, 3)
     >>> zoo.load("dense-tiny", label_names=["cat", "dog"]).label_names
     ['cat', 'dog']
+    >>> zoo.load("dense-tiny", jit_compile=False).jit_compile
+    False
     """
+    from zoo import backend  # imports Keras: `import zoo` must not
+
     label_names, num_classes = _check_labels(label_names, num_classes)
+    backend.check_jit_compile(jit_compile)  # before any download or building
+    backend.enable_compilation_cache()
     model = _load_model(name, pretrained, num_classes, overrides)
+    backend.set_jit_compile(model, backend.resolve_jit_compile(jit_compile, model))
     if label_names is not None:
         model.preset_metadata["label_names"] = label_names
     elif num_classes is not None and len(model.label_names or ()) != num_classes:

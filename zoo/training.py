@@ -13,7 +13,7 @@ import math
 import keras
 import numpy as np
 
-from zoo import lora
+from zoo import backend, distribute, lora
 from zoo.evaluation import count_batches
 from zoo.errors import InvalidConfigError, TrainingDivergedError
 
@@ -44,6 +44,8 @@ def finetune(
     steps_per_epoch=None,
     callbacks=(),
     verbose="auto",
+    jit_compile="auto",
+    distribution=None,
 ):
     """Fine-tune `model` in place and return the Keras `History`.
 
@@ -78,6 +80,16 @@ def finetune(
             or an infinite dataset).
         callbacks: more Keras callbacks.
         verbose: "auto", 0, 1 or 2, as in `fit`.
+        jit_compile: "auto", True or False: compile the training step (XLA on
+            TensorFlow, `jax.jit` on JAX, `torch.compile` on PyTorch); "auto"
+            picks what measured fastest on this backend and device (see
+            `zoo.backend.AUTO_JIT_COMPILE`). The model keeps the choice for its
+            later predictions and `generate()`.
+        distribution: a strategy from `zoo.data_parallel()` or
+            `zoo.model_parallel()` to train under; the same as calling
+            finetune inside `with strategy.scope():`. On TensorFlow the model
+            must have been created in that scope. Under torchrun, training
+            goes through DistributedDataParallel whether or not this is given.
 
     If the loss becomes NaN or infinite, or training raises, every weight is
     put back as it was before the call and the error says what to try.
@@ -92,6 +104,7 @@ def finetune(
     ['accuracy', 'loss', 'val_accuracy', 'val_loss']
     """
     _check_arguments(model, schedule, freeze, unfreeze_at, lora_rank, early_stopping, validation, epochs)
+    backend.check_jit_compile(jit_compile)  # before LoRA or freezing touch the model
     train, train_steps = _as_fit_data(train, batch_size, steps_per_epoch, "train")
     if validation is not None:
         validation, _ = _as_fit_data(validation, batch_size, None, "validation")
@@ -118,7 +131,8 @@ def finetune(
     else:
         fit_options.update(shuffle=False)
 
-    with _restored_on_failure(model), _mixed_precision(model, mixed_precision):
+    distribute.check_model_in_strategy(model, distribution)
+    with _scope(distribution), _restored_on_failure(model), _mixed_precision(model, mixed_precision):
         if lora_rank is not None:
             lora.enable_lora(model, lora_rank, lora_alpha)
         frozen = [] if lora_rank is not None else freeze_layers(model, freeze)
@@ -133,8 +147,9 @@ def finetune(
                 learning_rate=OffsetSchedule(schedule_fn, first_epoch * train_steps),
                 weight_decay=weight_decay,
             )
-            model.compile(optimizer=optimizer, loss=model.default_loss(), metrics=_metrics(model))
-            histories.append(model.fit(initial_epoch=first_epoch, epochs=last_epoch, **fit_options))
+            model.compile(optimizer=optimizer, loss=model.default_loss(), metrics=_metrics(model),
+                          jit_compile=backend.resolve_jit_compile(jit_compile, model))
+            histories.append(distribute.fit(model, initial_epoch=first_epoch, epochs=last_epoch, **fit_options))
             guard.raise_if_diverged(learning_rate)
             if stopper is not None and stopper.stopped_epoch > 0:
                 break
@@ -143,6 +158,10 @@ def finetune(
     if label_names is not None:
         model.preset_metadata["label_names"] = [str(name) for name in label_names]
     return merge_histories(model, histories)
+
+
+def _scope(distribution):
+    return distribution.scope() if distribution is not None else contextlib.nullcontext()
 
 
 def make_schedule(name, peak, total_steps, warmup_steps=0):

@@ -3,14 +3,16 @@
 Sampling itself is keras_hub's (its samplers run the decoding loop with
 `keras.ops.while_loop` on every backend); this module only turns user input
 (token ids, or text through the model's tokenizer) into the padded buffer and
-mask the samplers expect, and back.
+mask the samplers expect, and back, and compiles the whole decoding (prefill
+and sampling loop) into one program that later calls reuse when the model's
+`jit_compile` is on (`run_sampling`).
 """
 
 import keras_hub
 import numpy as np
 from keras import ops
 
-from zoo import tokenizers
+from zoo import backend, tokenizers
 from zoo.architectures.base import PAD_ID, token_id_matrix
 from zoo.errors import InvalidConfigError
 
@@ -114,13 +116,14 @@ def truncate_after_stop(tokens, keep, stop_token_ids):
     return tokens
 
 
-def decode(model, step, tokens, keep, start, cache, sampler, stop_token_ids):
-    """Fill `tokens` from position `start` on with `sampler`.
+def sample(model, step, tokens, keep, start, cache, sampler, stop_token_ids):
+    """Fill the `tokens` tensor from position `start` on with `sampler`.
 
     `step(token_ids, cache, index) -> (logits, cache)` runs the model on the
     tokens placed at `index` with a key/value cache; each sampler step feeds
     it the single previous token. The padding id is never generated. Returns
-    the numpy tokens with everything after a generated stop token set to padding.
+    the tokens tensor, stop tokens not yet applied (see `truncate_after_stop`).
+    Written in keras.ops alone, so that it can run inside a compiled program.
     """
 
     def next_token_logits(prompt, cache, index):
@@ -134,16 +137,99 @@ def decode(model, step, tokens, keep, start, cache, sampler, stop_token_ids):
         logits = ops.slice_update(logits, [0, PAD_ID], never)
         return force_prompt_tokens(logits, ops.slice(prompt, [0, index], [batch_size, 1])), None, cache
 
-    output = sampler(
+    return sampler(
         next_token_logits,
-        ops.convert_to_tensor(tokens),
+        tokens,
         cache=cache,
         index=start,
-        mask=ops.convert_to_tensor(keep),
+        mask=keep,
         stop_token_ids=stop_token_ids,
         model=model,
     )
-    return truncate_after_stop(ops.convert_to_numpy(output), keep, stop_token_ids)
+
+
+def run_sampling(model, sample_tokens, arrays, sampler, key):
+    """`sample_tokens(*arrays)` (tensors in, a tokens tensor out) as numpy.
+
+    When `model.jit_compile` is on and the backend can compile the whole
+    decoding loop (jax, tensorflow), it runs as one compiled program, traced
+    and compiled once per `key` and input shapes and reused by later calls:
+    `key` must name everything else `sample_tokens` closes over (sampler
+    options, stop tokens). Otherwise it runs as it is (on jax, keras'
+    while_loop then compiles its body again on every call).
+    """
+    arrays = [ops.convert_to_tensor(array) for array in arrays]
+    with backend.inference_mode():
+        program = compiled_program(model, sample_tokens, sampler, key) if getattr(model, "jit_compile", False) else None
+        tokens = sample_tokens(*arrays) if program is None else program(sampler, arrays)
+        return ops.convert_to_numpy(tokens)
+
+
+def compiled_program(model, sample_tokens, sampler, key):
+    """The `CompiledSampling` of `key` on `model`, made on first use; None
+    where the backend cannot compile a decoding loop (torch)."""
+    programs = compiled_samplers(model)
+    key = (key, tuple(id(variable) for variable in model.variables))  # LoRA adds variables
+    if key not in programs:
+        program = CompiledSampling(model, sample_tokens, sampler)
+        if program.program is None:
+            return None
+        programs[key] = program
+    return programs[key]
+
+
+def compiled_samplers(model):
+    """The `CompiledSampling` programs `run_sampling` keeps on `model`, by key."""
+    if "_zoo_compiled_samplers" not in model.__dict__:
+        # Set past Keras' attribute tracking: these are functions, not layers.
+        object.__setattr__(model, "_zoo_compiled_samplers", {})
+    return model.__dict__["_zoo_compiled_samplers"]
+
+
+class CompiledSampling:
+    """`sample_tokens` compiled once and reused with new samplers of the same settings.
+
+    The program belongs to the sampler it was traced with; a later call's
+    sampler lends it its seed state and takes back the advanced one, so a
+    seed gives the same tokens as without compilation. `traces` counts how
+    often the Python function was traced (once per input shapes).
+    """
+
+    def __init__(self, model, sample_tokens, sampler):
+        self.sampler = sampler
+        self.sample_tokens = sample_tokens
+        self.traces = 0
+        self.program = backend.compile_function(self.traced_sample, sampler.variables + model.variables)
+
+    def traced_sample(self, *arrays):
+        self.traces += 1  # Python runs this only while the program is traced
+        return self.sample_tokens(*arrays)
+
+    def __call__(self, sampler, arrays):
+        for own, lent in zip(self.sampler.variables, sampler.variables):
+            own.assign(lent.value)
+        tokens = self.program(*arrays)
+        for own, lent in zip(self.sampler.variables, sampler.variables):
+            lent.assign(own.value)
+        return tokens
+
+
+def program_key(kind, sampler, options, stop_token_ids):
+    """What a compiled decoding program depends on besides the model and the
+    input shapes: the `kind` of generate(), its `sampler` argument (a name and
+    its options, or an instance by identity) and the stop tokens. Not the
+    seed: the sampler's seed state goes into the program as an argument.
+
+    Example:
+    >>> program_key("decoder", "top_k", {"k": 5}, [2]) == program_key("decoder", "top_k", {"k": 5}, (2,))
+    True
+    """
+    if isinstance(sampler, keras_hub.samplers.Sampler):
+        sampler = ("instance", id(sampler))
+    else:
+        sampler = (sampler, tuple(sorted((name, repr(value)) for name, value in options.items())))
+    stops = None if stop_token_ids is None else tuple(int(token) for token in stop_token_ids)
+    return kind, sampler, stops
 
 
 def force_prompt_tokens(logits, current):

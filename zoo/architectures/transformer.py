@@ -6,7 +6,6 @@ import keras
 import numpy as np
 from keras import ops
 
-from zoo import backend
 from zoo.architectures import generation
 from zoo.architectures import transformer_blocks as blocks
 from zoo.architectures.base import PAD_ID, ZooModel, example_token_ids, token_logits_loss
@@ -49,6 +48,7 @@ class TransformerSeq2Seq(ZooModel):
 
     family = "transformer"
     Config = TransformerConfig
+    sharding = blocks.SHARDING
 
     def build_graph(self, config):
         encoder_ids = blocks.token_input("encoder_token_ids")
@@ -154,15 +154,20 @@ class TransformerSeq2Seq(ZooModel):
         generation.check_length(max_length, config.decoder_max_length, "decoder")
         if stop_token_ids == "end":
             stop_token_ids = (config.end_token_id,)
+        key = generation.program_key("seq2seq", sampler, sampler_options, stop_token_ids)
         sampler = generation.get_sampler(sampler, seed, **sampler_options)
+
+        def sample_tokens(source, tokens, keep, index):
+            return self._sample_with_cache(source, tokens, keep, index, sampler, stop_token_ids)
 
         def generate_ids(encoder_token_ids):
             source, _, _ = generation.prompt_buffer(encoder_token_ids, config.encoder_max_length)
             source = source[:, : max(1, int((source != PAD_ID).sum(axis=1).max()))]
             start = np.full((len(source), 1), config.start_token_id, "int32")
             tokens, keep, index = generation.prompt_buffer(start, max_length)
-            with backend.inference_mode():
-                return self._decode_with_cache(source, tokens, keep, index, sampler, stop_token_ids)
+            arrays = (source, tokens, keep, np.int32(index))
+            output = generation.run_sampling(self, sample_tokens, arrays, sampler, key)
+            return generation.truncate_after_stop(output, keep, stop_token_ids)
 
         return generation.generate_from_text(
             self, encoder_token_ids, generate_ids, config.encoder_max_length, config.vocab_size,
@@ -170,15 +175,13 @@ class TransformerSeq2Seq(ZooModel):
             add_end=True,  # a source ends with the end id (as in BART and T5): training data do the same
         )
 
-    def _decode_with_cache(self, source, tokens, keep, index, sampler, stop_token_ids):
+    def _sample_with_cache(self, source, tokens, keep, index, sampler, stop_token_ids):
         config = self.zoo_config
-        encoded, encoder_mask = self.encode(ops.convert_to_tensor(source))
-        batch = len(tokens)
-        cache = blocks.empty_cache(batch, config.num_decoder_layers, len(tokens[0]), config)
-        cross_cache = blocks.empty_cache(batch, config.num_decoder_layers, source.shape[1], config)
-        _, cache, cross_cache = self.call_with_cache(
-            ops.convert_to_tensor(tokens), encoded, encoder_mask, cache, cross_cache, 0, 0
-        )
+        encoded, encoder_mask = self.encode(source)
+        batch_size, length = ops.shape(tokens)
+        cache = blocks.empty_cache(batch_size, config.num_decoder_layers, length, config)
+        cross_cache = blocks.empty_cache(batch_size, config.num_decoder_layers, ops.shape(source)[1], config)
+        _, cache, cross_cache = self.call_with_cache(tokens, encoded, encoder_mask, cache, cross_cache, 0, 0)
         # The sampler repeats `cache` per beam itself; the step's closure must match it.
         encoded, encoder_mask, cross_cache = generation.repeat_for_beams(
             sampler, encoded, encoder_mask, cross_cache
@@ -190,4 +193,4 @@ class TransformerSeq2Seq(ZooModel):
             )
             return logits, cache
 
-        return generation.decode(self, step, tokens, keep, index, cache, sampler, stop_token_ids)
+        return generation.sample(self, step, tokens, keep, index, cache, sampler, stop_token_ids)

@@ -6,7 +6,6 @@ import keras
 import numpy as np
 from keras import ops
 
-from zoo import backend
 from zoo.architectures import generation
 from zoo.architectures import transformer_blocks as blocks
 from zoo.architectures.base import (
@@ -39,6 +38,7 @@ class TransformerDecoderLM(ZooModel):
 
     family = "transformer-decoder"
     Config = TransformerDecoderConfig
+    sharding = blocks.SHARDING
 
     def build_graph(self, config):
         token_ids = blocks.token_input("token_ids")
@@ -106,16 +106,21 @@ class TransformerDecoderLM(ZooModel):
         """
         max_length = max_length or self.zoo_config.max_length
         generation.check_length(max_length, self.zoo_config.max_length, "decoder")
+        key = generation.program_key("decoder", sampler, sampler_options, stop_token_ids)
         sampler = generation.get_sampler(sampler, seed, **sampler_options)
+
+        def sample_tokens(tokens, keep, start):
+            batch_size, length = ops.shape(tokens)
+            cache = blocks.empty_cache(batch_size, self.zoo_config.num_layers, length, self.zoo_config)
+            _, cache = self.call_with_cache(tokens, cache, 0)
+            return generation.sample(self, self.call_with_cache, tokens, keep, start, cache, sampler, stop_token_ids)
 
         def generate_ids(prompt_ids):
             tokens, keep, start = generation.prompt_buffer(prompt_ids, max_length)
-            with backend.inference_mode():
-                cache = blocks.empty_cache(len(tokens), self.zoo_config.num_layers, max_length, self.zoo_config)
-                _, cache = self.call_with_cache(ops.convert_to_tensor(tokens), cache, 0)
-                return generation.decode(
-                    self, self.call_with_cache, tokens, keep, start, cache, sampler, stop_token_ids
-                )
+            # `start` goes in as an array: a compiled program would take a number as a constant.
+            arrays = (tokens, keep, np.int32(start))
+            output = generation.run_sampling(self, sample_tokens, arrays, sampler, key)
+            return generation.truncate_after_stop(output, keep, stop_token_ids)
 
         return generation.generate_from_text(
             self, prompt_ids, generate_ids, max_length, self.zoo_config.vocab_size, add_start=True
