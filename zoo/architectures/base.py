@@ -68,7 +68,10 @@ class ZooModel(keras.Model):
         raise NotImplementedError
 
     def example_batch(self, batch_size=2, seed=0):
-        """A deterministic `(inputs, targets)` batch of the right shapes."""
+        """A deterministic `(inputs, targets)` batch of the right shapes.
+
+        Sequence families also take `length=` (tokens per row, before padding;
+        the seq2seq family's targets are 3/4 of it)."""
         raise NotImplementedError
 
     def default_loss(self):

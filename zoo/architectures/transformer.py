@@ -82,11 +82,14 @@ class TransformerSeq2Seq(ZooModel):
     def task(self):
         return "seq2seq"
 
-    def example_batch(self, batch_size=2, seed=0):
+    def example_batch(self, batch_size=2, seed=0, length=None):
+        """`length` is the source length (default 16); targets are 3/4 of it."""
         config = self.zoo_config
         rng = np.random.default_rng(seed)
-        source = example_token_ids(rng, batch_size, min(16, config.encoder_max_length), config.vocab_size)
-        target = example_token_ids(rng, batch_size, min(12, config.decoder_max_length), config.vocab_size)
+        length = length or 16
+        source = example_token_ids(rng, batch_size, min(length, config.encoder_max_length), config.vocab_size)
+        target_length = max(2, length * 3 // 4)
+        target = example_token_ids(rng, batch_size, min(target_length, config.decoder_max_length), config.vocab_size)
         decoder_input = np.concatenate(
             [np.full((batch_size, 1), config.start_token_id, "int32"), target[:, :-1]], axis=1
         )

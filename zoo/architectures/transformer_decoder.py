@@ -55,10 +55,10 @@ class TransformerDecoderLM(ZooModel):
     def task(self):
         return "language-modelling"
 
-    def example_batch(self, batch_size=2, seed=0):
+    def example_batch(self, batch_size=2, seed=0, length=16):
         config = self.zoo_config
         rng = np.random.default_rng(seed)
-        x = example_token_ids(rng, batch_size, min(16, config.max_length), config.vocab_size)
+        x = example_token_ids(rng, batch_size, min(length, config.max_length), config.vocab_size)
         y = next_token_targets(x)
         return x, y
 

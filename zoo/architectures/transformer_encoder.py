@@ -51,10 +51,10 @@ class TransformerEncoderClassifier(ZooModel):
     def task(self):
         return "text-classification"
 
-    def example_batch(self, batch_size=2, seed=0):
+    def example_batch(self, batch_size=2, seed=0, length=16):
         config = self.zoo_config
         rng = np.random.default_rng(seed)
-        x = example_token_ids(rng, batch_size, min(16, config.max_length), config.vocab_size)
+        x = example_token_ids(rng, batch_size, min(length, config.max_length), config.vocab_size)
         y = rng.integers(0, config.num_classes, size=batch_size).astype("int32")
         return x, y
 
