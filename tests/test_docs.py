@@ -38,6 +38,7 @@ DOCUMENTED_MODULES = [
     "zoo.published",
     "zoo.backend",
     "zoo.distribute",
+    "zoo.bench",
 ]
 
 

@@ -52,6 +52,33 @@ def name():
     return keras.backend.backend()
 
 
+def versions():
+    """"keras X, <backend> Y": what a measurement ran on.
+
+    Example:
+    >>> versions().startswith("keras ")
+    True
+    """
+    import importlib
+
+    module = importlib.import_module(name())
+    return f"keras {keras.__version__}, {name()} {module.__version__}"
+
+
+def operator_profile(run, argument, top=25):
+    """The backend's own per-operator time table for `run(argument)`, as text
+    (torch.profiler on torch; "" elsewhere, where the compiled program is one
+    opaque call and cProfile says enough)."""
+    if name() != "torch":
+        return ""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    with torch_profile(activities=[ProfilerActivity.CPU]) as profiler:
+        run(argument)
+    return profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=top)
+
+
 def inference_mode():
     """A context in which no gradient graph is recorded.
 

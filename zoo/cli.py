@@ -8,6 +8,7 @@
     zoo finetune NAME --data FILE_OR_FOLDER [--target COLUMN] --epochs N --out FOLDER
     zoo eval NAME_OR_FOLDER --data FILE_OR_FOLDER [--target COLUMN] [--out FOLDER]
     zoo eval PRETRAINED_NAME       (recompute its published metrics on the held-out split)
+    zoo bench NAME [--backend B] [--mode train|infer|both] [--batch-size N] [--jit auto|on|off] [--json]
 
 Listing and describing read only the JSON cards, so they answer instantly and
 import no backend.
@@ -16,7 +17,9 @@ import no backend.
 import argparse
 import json
 import os
+import subprocess
 import sys
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -143,6 +146,43 @@ def eval_command(args, console):
     return cli_jobs.eval_job(args, console)
 
 
+JIT_CHOICES = {"auto": "auto", "on": True, "off": False}
+
+
+def bench_command(args, console):
+    if args.backend and not _can_use_backend(args.backend):
+        # Keras fixed this process' backend at import: measure in a fresh one.
+        argv = [a for a in sys.argv[1:]] if args.argv is None else args.argv
+        environment = {**os.environ, "KERAS_BACKEND": args.backend}
+        return subprocess.call([sys.executable, "-m", "zoo", *argv], env=environment)
+    if args.backend:
+        os.environ["KERAS_BACKEND"] = args.backend
+    from zoo import bench  # imports Keras and the backend
+
+    modes = ("train", "infer") if args.mode == "both" else (args.mode,)
+    if args.profile:
+        text = "\n".join(bench.profile(args.name, mode, args.batch_size, args.length, JIT_CHOICES[args.jit])
+                         for mode in modes)
+        Path(args.profile).write_text(text)
+        console.print(f"wrote {args.profile}")
+        return 0
+    results = [
+        bench.benchmark(args.name, mode, args.batch_size, args.length, JIT_CHOICES[args.jit], args.min_seconds)
+        for mode in modes
+    ]
+    if args.json:
+        print(json.dumps([result.to_dict() for result in results]))
+    else:
+        bench.print_results(results, console)
+    return 0
+
+
+def _can_use_backend(backend):
+    if "keras" not in sys.modules:
+        return True
+    return sys.modules["keras"].backend.backend() == backend
+
+
 DATA_HELP = (
     "a .csv table (dense), a folder of images in class sub-folders (cnn), a .csv with a 'text' "
     "column (text classifiers), a .txt file (language models) or a .csv with 'source' and "
@@ -215,11 +255,26 @@ def build_parser():
     add_data_arguments(evaluate, required=False)
     evaluate.add_argument("--out", help="also save report.json, report.md and plots here")
     evaluate.set_defaults(run=eval_command)
+
+    bench = commands.add_parser("bench", help="measure a preset's training and inference speed")
+    bench.add_argument("name", help="preset name or source")
+    bench.add_argument("--backend", choices=("tensorflow", "jax", "torch"),
+                       help="measure on this backend (default: KERAS_BACKEND)")
+    bench.add_argument("--mode", choices=("train", "infer", "both"), default="both")
+    bench.add_argument("--batch-size", type=int, default=32)
+    bench.add_argument("--length", type=int, help="tokens per row for sequence models (default 64)")
+    bench.add_argument("--jit", choices=tuple(JIT_CHOICES), default="auto",
+                       help="compile the steps (XLA / jax.jit / torch.compile); auto: the measured best")
+    bench.add_argument("--min-seconds", type=float, default=3.0, help="length of the timed run")
+    bench.add_argument("--json", action="store_true", help="print the results as JSON")
+    bench.add_argument("--profile", metavar="FILE", help="write where the time goes (cProfile, torch.profiler) to FILE")
+    bench.set_defaults(run=bench_command)
     return parser
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    args.argv = argv  # `zoo bench --backend` runs itself again in a fresh process
     # Piped output would otherwise be squeezed to 80 columns.
     wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
     console = Console(width=160 if wide else None)

@@ -1,0 +1,135 @@
+"""`zoo bench` and tools/bench_all.py: what they measure and report (never how fast)."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import pytest
+
+import zoo
+from zoo import bench, cli
+from zoo.errors import InvalidConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+
+import bench_all  # noqa: E402
+
+
+def test_time_steps_runs_until_the_steady_run_is_long_enough():
+    calls = []
+
+    def run_steps(steps):
+        calls.append(steps)
+        time.sleep(0.002 * steps)
+
+    timing = bench.time_steps(run_steps, batch_size=4, min_seconds=0.1)
+    assert calls[0] == 1 and calls[-1] == timing.steps >= 2
+    assert timing.seconds >= 0.1
+    assert timing.samples_per_s == pytest.approx(4 * timing.steps / timing.seconds)
+    assert 0.002 * timing.steps <= timing.seconds
+
+
+@pytest.mark.parametrize("mode", ["train", "infer"])
+def test_benchmark_measures_a_preset(mode):
+    result = bench.benchmark("dense-tiny", mode=mode, batch_size=8, min_seconds=0.2)
+    assert (result.preset, result.mode, result.backend) == ("dense-tiny", mode, keras.backend.backend())
+    assert result.samples_per_s == pytest.approx(8 * result.steps / result.seconds)
+    assert result.steps >= 2 and result.seconds >= 0.2
+    assert result.first_step_s > 0 and result.load_s > 0 and result.peak_memory_mb > 50
+    assert result.length is None and result.versions.startswith("keras ")
+
+
+def test_benchmark_trains_the_model_it_measures():
+    # The timed steps must be real training steps: the weights move.
+    model_before = zoo.load("lstm-tiny")
+    weights_before = [w.copy() for w in model_before.get_weights()]
+    run = bench._fit_steps(model_before, *bench.bench_batch(model_before, 4, length=8), 4)
+    model_before.compile(optimizer=keras.optimizers.AdamW(1e-2), loss=model_before.default_loss())
+    run(3)
+    assert any(abs(a - b).max() > 1e-4 for a, b in zip(weights_before, model_before.get_weights()))
+
+
+def test_sequence_presets_take_a_length():
+    result = bench.benchmark("transformer-encoder-tiny", mode="infer", batch_size=2, length=12, min_seconds=0.05)
+    assert result.length == 12
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ({"mode": "fit"}, "mode='fit'"),
+        ({"batch_size": 0}, "batch_size=0"),
+        ({"length": -3}, "length=-3"),
+        ({"min_seconds": 0}, "min_seconds=0"),
+        ({"length": 10}, "inputs have no length"),
+    ],
+)
+def test_bad_arguments_are_named(arguments, message):
+    with pytest.raises(InvalidConfigError, match=message):
+        bench.benchmark("dense-tiny", **arguments)
+
+
+def test_command_prints_json(capsys):
+    assert cli.main(["bench", "dense-tiny", "--mode", "infer", "--min-seconds", "0.1", "--json"]) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    assert result["mode"] == "infer" and result["samples_per_s"] > 0
+
+
+def test_command_prints_a_table(capsys):
+    assert cli.main(["bench", "dense-tiny", "--batch-size", "4", "--min-seconds", "0.1", "--jit", "off"]) == 0
+    out = capsys.readouterr().out
+    assert "dense-tiny" in out and "train" in out and "infer" in out and "off" in out
+
+
+def test_command_measures_another_backend_in_a_fresh_process():
+    other = "torch" if keras.backend.backend() != "torch" else "jax"
+    done = subprocess.run(
+        [sys.executable, "-m", "zoo", "bench", "dense-tiny", "--backend", other, "--mode", "infer",
+         "--min-seconds", "0.1", "--json"],
+        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    (result,) = json.loads(done.stdout.splitlines()[-1])
+    assert result["backend"] == other
+
+
+def test_bench_all_reports_ratios_measured_side_by_side(tmp_path):
+    path = tmp_path / "results.csv"
+    bench_all.main(["--presets", "dense-tiny", "--backends", keras.backend.backend(), "--jit", "auto",
+                    "--min-seconds", "0.2", "--csv", str(path)])
+    with open(path, newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [(row["backend"], row["mode"]) for row in rows] == [
+        ("native-torch", "train"), ("native-torch", "infer"),
+        (keras.backend.backend(), "train"), (keras.backend.backend(), "infer"),
+    ]
+    for row in rows:
+        ratio = float(row["samples_per_s"]) / float(row["native_samples_per_s"])
+        assert float(row["vs_native"]) == pytest.approx(ratio, rel=1e-3)
+        gflops = float(row["samples_per_s"]) * float(row["flops_per_sample"]) / 1e9
+        assert float(row["gflops"]) == pytest.approx(gflops, rel=1e-3)
+        assert float(row["of_peak"]) == pytest.approx(gflops / float(row["matmul_gflops"]), rel=1e-3)
+    train, infer = rows[0], rows[1]
+    assert float(train["flops_per_sample"]) > float(infer["flops_per_sample"]) > 0  # backward counts too
+
+
+def _row(preset, mode, backend, ratio):
+    return {"preset": preset, "mode": mode, "backend": backend, "vs_native": ratio}
+
+
+def test_targets_take_each_backends_better_jit_setting():
+    rows = [
+        _row("cnn-small", "train", "native-torch", 1.0),
+        _row("cnn-small", "train", "jax", 0.5), _row("cnn-small", "train", "jax", 0.8),
+        _row("cnn-small", "train", "torch", 1.2), _row("cnn-small", "train", "tensorflow", 0.9),
+        _row("lstm-small", "infer", "torch", 1.1), _row("lstm-small", "infer", "jax", 0.6),
+    ]
+    verdicts = bench_all.target_verdicts(rows)
+    assert verdicts["cnn-small", "train"] == {"best": ("torch", 1.2), "worst": ("jax", 0.8), "met": True}
+    assert verdicts["lstm-small", "infer"]["met"] is False  # jax below the 0.7x floor

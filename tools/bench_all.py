@@ -1,0 +1,266 @@
+"""Benchmark every family on every backend against native PyTorch and the machine's matmul rate.
+
+    python tools/bench_all.py                    # small presets, 3 backends x jit off/on (~40 min on 2 CPU cores)
+    python tools/bench_all.py --quick            # tiny presets, jit "auto" only, 1 s runs; prints, writes no CSV
+    python tools/bench_all.py --backends jax torch --presets cnn-small --jit off
+    python tools/bench_all.py --show             # print the recorded CSV and the targets
+    python tools/bench_all.py --markdown         # the README's table, from the recorded CSV
+
+Every measurement runs in a fresh process (`zoo bench PRESET --backend B --jit
+J --json`, the same for train and infer), and beside it, in the same
+invocation and on the same batch, the native PyTorch implementation of the
+same architecture (tools/native_torch.py: idiomatic torch, the reference a
+PyTorch user would write) and a float32 matmul (the most FLOP/s this machine
+gives). Each row carries two ratios:
+
+- `vs_native`: zoo samples/s / native PyTorch samples/s (> 1: the zoo is faster);
+- `of_peak`: achieved FLOP/s (samples/s x FLOPs per sample, counted on the
+  native model with torch's FlopCounterMode) / matmul FLOP/s.
+
+Rows go to benchmarks/results-<device>.csv. The targets (issue 7): for every
+family the fastest backend >= 1.0x native for train and infer, and no backend
+below 0.7x.
+"""
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+BACKENDS = ("tensorflow", "jax", "torch")
+FAMILIES = ("dense", "cnn", "lstm", "transformer-encoder", "transformer-decoder", "transformer")
+MODES = ("train", "infer")
+JIT_SETTINGS = ("off", "on")
+BEST_TARGET, FLOOR_TARGET = 1.0, 0.7
+FIELDS = ("preset", "mode", "backend", "jit_compile", "samples_per_s", "vs_native", "gflops", "of_peak",
+          "first_step_s", "load_s", "peak_memory_mb", "batch_size", "length", "flops_per_sample",
+          "native_samples_per_s", "matmul_gflops", "device", "versions")
+TIMEOUT_S = 1200  # torch.compile of one model's steps takes minutes on a small CPU
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
+    parser.add_argument("--presets", nargs="+", help="default: each family's small preset (tiny with --quick)")
+    parser.add_argument("--jit", nargs="+", choices=("off", "on", "auto"),
+                        help="jit settings to measure (default: off and on; auto with --quick)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--min-seconds", type=float, help="length of each timed run (default 3, 1 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="tiny presets, jit auto, short runs; no CSV unless --csv")
+    parser.add_argument("--csv", type=Path, help="where to write the rows (default benchmarks/results-<device>.csv)")
+    parser.add_argument("--show", action="store_true", help="measure nothing: print the recorded CSV")
+    parser.add_argument("--markdown", action="store_true", help="measure nothing: print the README table")
+    args = parser.parse_args(argv)
+    if args.show or args.markdown:
+        rows = read_rows(args.csv or ROOT / "benchmarks" / "results-cpu.csv")
+        print(markdown_table(rows) if args.markdown else text_report(rows))
+        return 0
+    size = "tiny" if args.quick else "small"
+    presets = args.presets or [f"{family}-{size}" for family in FAMILIES]
+    jits = args.jit or (["auto"] if args.quick else list(JIT_SETTINGS))
+    min_seconds = args.min_seconds or (1.0 if args.quick else 3.0)
+    rows = run_all(presets, args.backends, jits, args.batch_size, min_seconds)
+    print(text_report(rows))
+    if args.csv or not args.quick:
+        path = args.csv or ROOT / "benchmarks" / f"results-{rows[0]['device']}.csv"
+        write_rows(path, rows)
+        print(f"wrote {len(rows)} rows to {path}")
+    return 0
+
+
+def run_all(presets, backends, jits, batch_size, min_seconds):
+    """Measure every preset x backend x jit setting, each preset beside its native run."""
+    from rich.progress import Progress
+
+    rows = []
+    with Progress(transient=True) as progress:
+        task = progress.add_task("benchmarking", total=len(presets) * (1 + len(backends) * len(jits)))
+        for preset in presets:
+            progress.update(task, description=f"{preset}: matmul and native PyTorch")
+            matmul_gflops = measure_matmul_gflops()
+            native = {mode: run_native(preset, mode, batch_size, min_seconds) for mode in MODES}
+            rows += [native_row(native[mode], matmul_gflops) for mode in MODES]
+            progress.advance(task)
+            for backend in backends:
+                for jit in jits:
+                    progress.update(task, description=f"{preset} on {backend}, jit {jit}")
+                    for result in run_zoo(preset, backend, jit, batch_size, min_seconds):
+                        rows.append(zoo_row(result, native[result["mode"]], matmul_gflops))
+                    progress.advance(task)
+    return rows
+
+
+def run_zoo(preset, backend, jit, batch_size, min_seconds):
+    """`zoo bench` in a fresh process; [] (and a message) when it fails or runs too long."""
+    command = [sys.executable, "-m", "zoo", "bench", preset, "--backend", backend, "--jit", jit,
+               "--batch-size", str(batch_size), "--min-seconds", str(min_seconds), "--json"]
+    return _json_lines(command, f"{preset} on {backend} (jit {jit})")
+
+
+def run_native(preset, mode, batch_size, min_seconds):
+    command = [sys.executable, str(ROOT / "tools" / "native_torch.py"), preset, "--mode", mode,
+               "--batch-size", str(batch_size), "--min-seconds", str(min_seconds), "--json"]
+    result = _json_lines(command, f"native PyTorch {preset} {mode}")
+    if not result:
+        raise SystemExit(f"the native PyTorch run of {preset} failed: no ratios can be computed")
+    return result
+
+
+def _json_lines(command, what):
+    """The JSON printed last on stdout by `command` (frameworks log to stderr)."""
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S, env=environment,
+                              cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        print(f"{what}: no result after {TIMEOUT_S} s", file=sys.stderr)
+        return []
+    lines = [line for line in done.stdout.splitlines() if line.startswith(("[", "{"))]
+    if done.returncode or not lines:
+        print(f"{what} failed:\n{done.stderr[-3000:]}", file=sys.stderr)
+        return []
+    return json.loads(lines[-1])
+
+
+def measure_matmul_gflops(size=2048, repeats=10):
+    """The best float32 matmul rate of this machine (torch, all threads), in GFLOP/s."""
+    code = (
+        "import time, torch\n"
+        f"a = torch.randn({size}, {size}); b = torch.randn({size}, {size}); a @ b\n"
+        "best = float('inf')\n"
+        f"for _ in range({repeats}):\n"
+        "    start = time.perf_counter(); a @ b; best = min(best, time.perf_counter() - start)\n"
+        f"print(2 * {size} ** 3 / best / 1e9)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(done.stdout.split()[-1])
+
+
+def native_row(native, matmul_gflops):
+    gflops = native["samples_per_s"] * native["flops_per_sample"] / 1e9
+    return {
+        "preset": native["preset"], "mode": native["mode"], "backend": "native-torch", "jit_compile": False,
+        "samples_per_s": native["samples_per_s"], "vs_native": 1.0, "gflops": gflops,
+        "of_peak": gflops / matmul_gflops, "first_step_s": native["first_step_s"], "load_s": None,
+        "peak_memory_mb": native["peak_memory_mb"], "batch_size": native["batch_size"],
+        "length": native["length"], "flops_per_sample": native["flops_per_sample"],
+        "native_samples_per_s": native["samples_per_s"], "matmul_gflops": matmul_gflops,
+        "device": native["device"], "versions": f"torch {native['torch']}, {native['threads']} threads",
+    }
+
+
+def zoo_row(result, native, matmul_gflops):
+    gflops = result["samples_per_s"] * native["flops_per_sample"] / 1e9
+    return {
+        **{key: result[key] for key in ("preset", "mode", "backend", "jit_compile", "samples_per_s",
+                                        "first_step_s", "load_s", "peak_memory_mb", "batch_size", "length",
+                                        "device", "versions")},
+        "vs_native": result["samples_per_s"] / native["samples_per_s"],
+        "gflops": gflops, "of_peak": gflops / matmul_gflops, "flops_per_sample": native["flops_per_sample"],
+        "native_samples_per_s": native["samples_per_s"], "matmul_gflops": matmul_gflops,
+    }
+
+
+def write_rows(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=FIELDS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({key: _format(row.get(key)) for key in FIELDS})
+
+
+def _format(value):
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else value
+
+
+def read_rows(path):
+    with open(path, newline="") as file:
+        rows = list(csv.DictReader(file))
+    for row in rows:
+        for key in ("samples_per_s", "vs_native", "gflops", "of_peak", "first_step_s", "matmul_gflops"):
+            row[key] = float(row[key]) if row[key] else None
+        row["jit_compile"] = row["jit_compile"] == "True"
+    return rows
+
+
+def target_verdicts(rows):
+    """Per (preset, mode): the best zoo ratio and backend, the worst backend's
+    best ratio (its better jit setting), and whether the targets hold."""
+    verdicts = {}
+    for preset, mode in dict.fromkeys((row["preset"], row["mode"]) for row in rows):
+        best_per_backend = {}
+        for row in rows:
+            if (row["preset"], row["mode"]) == (preset, mode) and row["backend"] != "native-torch":
+                best_per_backend[row["backend"]] = max(best_per_backend.get(row["backend"], 0), row["vs_native"])
+        if not best_per_backend:
+            continue
+        best_backend = max(best_per_backend, key=best_per_backend.get)
+        worst_backend = min(best_per_backend, key=best_per_backend.get)
+        verdicts[preset, mode] = {
+            "best": (best_backend, best_per_backend[best_backend]),
+            "worst": (worst_backend, best_per_backend[worst_backend]),
+            "met": best_per_backend[best_backend] >= BEST_TARGET
+            and best_per_backend[worst_backend] >= FLOOR_TARGET,
+        }
+    return verdicts
+
+
+def text_report(rows):
+    from io import StringIO
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"samples/s, batch {rows[0]['batch_size']} ({rows[0]['device']})", title_justify="left")
+    for column in ("preset", "mode", "backend", "jit", "samples/s", "vs native", "GFLOP/s", "of matmul",
+                   "first step"):
+        table.add_column(column, justify="left" if column in ("preset", "mode", "backend") else "right")
+    for row in rows:
+        table.add_row(row["preset"], row["mode"], row["backend"], "on" if row["jit_compile"] else "off",
+                      f"{row['samples_per_s']:,.0f}", f"{row['vs_native']:.2f}x", f"{row['gflops']:.1f}",
+                      f"{row['of_peak']:.0%}", f"{row['first_step_s']:.2f} s")
+    buffer = StringIO()
+    console = Console(file=buffer, width=140)
+    console.print(table)
+    for (preset, mode), verdict in target_verdicts(rows).items():
+        (best, best_ratio), (worst, worst_ratio) = verdict["best"], verdict["worst"]
+        console.print(f"{preset} {mode}: best {best} {best_ratio:.2f}x, lowest {worst} {worst_ratio:.2f}x: "
+                      f"{'targets met' if verdict['met'] else 'TARGET MISSED'}")
+    return buffer.getvalue()
+
+
+def markdown_table(rows):
+    """Per preset and mode: samples/s and ratio of each backend at its better jit setting."""
+    lines = ["| preset | mode | native PyTorch | " + " | ".join(BACKENDS) + " |",
+             "|---|---|---:|" + "---:|" * len(BACKENDS)]
+    for (preset, mode), verdict in target_verdicts(rows).items():
+        cells = []
+        native = next(r for r in rows if (r["preset"], r["mode"], r["backend"]) == (preset, mode, "native-torch"))
+        for backend in BACKENDS:
+            candidates = [r for r in rows if (r["preset"], r["mode"], r["backend"]) == (preset, mode, backend)]
+            if not candidates:
+                cells.append("-")
+                continue
+            best = max(candidates, key=lambda r: r["vs_native"])
+            mark = "**" if backend == verdict["best"][0] else ""
+            jit = "jit" if best["jit_compile"] else "eager"
+            cells.append(f"{mark}{best['samples_per_s']:,.0f} ({best['vs_native']:.2f}x, {jit}){mark}")
+        lines.append(f"| {preset} | {mode} | {native['samples_per_s']:,.0f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    started = time.perf_counter()
+    code = main()
+    print(f"done in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    sys.exit(code)

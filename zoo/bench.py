@@ -1,0 +1,258 @@
+"""How fast a preset trains and predicts on the active backend: `zoo bench`.
+
+`benchmark(name)` loads a preset in this process and measures, on a
+synthetic batch of the preset's own input shapes (`model.example_batch`):
+
+- `load_s`: the cold `zoo.load` (building the model, reading the weights);
+- `first_step_s`: the first training step (or prediction), compilation
+  included;
+- `samples_per_s`: the steady state, from a run of whole steps lasting at
+  least `min_seconds`, through the entry points users call: `model.fit`
+  (AdamW, the model's default loss) or `model.predict`;
+- `peak_memory_mb`: the process' peak resident memory (host memory: on a GPU
+  the model's memory is on the device).
+
+Timings say nothing alone: tools/bench_all.py runs every preset and backend
+in fresh processes beside a native PyTorch implementation and the machine's
+float32 matmul rate, and reports ratios.
+"""
+
+import dataclasses
+import math
+import resource
+import sys
+import time
+
+from zoo.errors import InvalidConfigError
+
+MODES = ("train", "infer")
+DEFAULT_LENGTH = 64  # tokens per row for sequence families: a short sentence or paragraph
+
+
+@dataclasses.dataclass
+class Timing:
+    """Seconds of the first step, then a steady run of `steps` steps."""
+
+    first_step_s: float
+    steps: int
+    seconds: float
+    batch_size: int
+
+    @property
+    def samples_per_s(self):
+        return self.steps * self.batch_size / self.seconds
+
+
+@dataclasses.dataclass
+class BenchResult:
+    """One preset's measurement on one backend (see the module docstring)."""
+
+    preset: str
+    backend: str
+    device: str
+    mode: str
+    jit_compile: bool
+    batch_size: int
+    length: int | None
+    samples_per_s: float
+    first_step_s: float
+    steps: int
+    seconds: float
+    load_s: float
+    peak_memory_mb: float
+    versions: str
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def time_steps(run_steps, batch_size, min_seconds=3.0, min_steps=2):
+    """Time `run_steps(1)` (the first step: compiling and warming up), then
+    `run_steps(n)` with n grown until one run lasts `min_seconds`.
+
+    `run_steps(n)` must run n steps of `batch_size` samples and return only
+    once they are done (no pending asynchronous work). Returns a `Timing`.
+
+    Example:
+    >>> timing = time_steps(lambda n: time.sleep(0.001 * n), batch_size=8, min_seconds=0.05)
+    >>> timing.steps >= 2 and 0 < timing.samples_per_s <= 8000
+    True
+    """
+    start = time.perf_counter()
+    run_steps(1)
+    first_step_s = time.perf_counter() - start
+    steps = min_steps
+    while True:
+        start = time.perf_counter()
+        run_steps(steps)
+        seconds = time.perf_counter() - start
+        if seconds >= min_seconds:
+            return Timing(first_step_s, steps, seconds, batch_size)
+        # Aim 20% past the goal so that the next run usually is the last.
+        # Grown at most 16x a time: a run slowed down by a busy machine must
+        # not make the next one run for minutes.
+        goal = math.ceil(steps * 1.2 * min_seconds / max(seconds, 1e-6))
+        steps = min(16 * steps, max(2 * steps, goal))
+
+
+def peak_memory_mb():
+    """Peak resident memory of this process so far, in MiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
+
+
+def benchmark(name, mode="train", batch_size=32, length=None, jit_compile="auto", min_seconds=3.0):
+    """Measure preset `name` on the active backend; returns a `BenchResult`.
+
+    `mode` is "train" (`model.fit` with AdamW) or "infer" (`model.predict`);
+    `length` is the tokens per row for sequence families (default 64, cut
+    to the preset's longest); `jit_compile` as in `zoo.load`. Pretrained
+    weights are loaded as `zoo.load` would, so `load_s` includes reading them.
+
+    Example:
+    >>> result = benchmark("dense-tiny", mode="infer", batch_size=8, min_seconds=0.1)
+    >>> result.samples_per_s > 0 and result.steps >= 2
+    True
+    """
+    import keras
+
+    from zoo import backend, loader
+
+    _check_arguments(mode, batch_size, length, min_seconds)
+    start = time.perf_counter()
+    model = loader.load(name, jit_compile=jit_compile)
+    load_s = time.perf_counter() - start
+    x, y = bench_batch(model, batch_size, length)
+    if mode == "train":
+        model.compile(optimizer=keras.optimizers.AdamW(1e-3), loss=model.default_loss(),
+                      jit_compile=model.jit_compile)
+        timing = time_steps(_fit_steps(model, x, y, batch_size), batch_size, min_seconds)
+    else:
+        timing = time_steps(_predict_steps(model, x, batch_size), batch_size, min_seconds)
+    return BenchResult(
+        preset=name,
+        backend=backend.name(),
+        device=backend.device_kind(),
+        mode=mode,
+        jit_compile=bool(model.jit_compile),
+        batch_size=batch_size,
+        length=_sequence_length(x),
+        samples_per_s=timing.samples_per_s,
+        first_step_s=timing.first_step_s,
+        steps=timing.steps,
+        seconds=timing.seconds,
+        load_s=load_s,
+        peak_memory_mb=peak_memory_mb(),
+        versions=backend.versions(),
+    )
+
+
+def profile(name, mode="train", batch_size=32, length=None, jit_compile="auto", steps=20, top=25):
+    """Where `steps` steady steps of preset `name` spend their time, as text:
+    Python's cProfile by own time (the framework's dispatch and Keras' layer
+    calls are Python; a compiled program shows as the one call that runs it)
+    and, on torch, torch.profiler's operator table.
+
+    Example:
+    >>> "function calls" in profile("dense-tiny", mode="infer", batch_size=4, steps=2, top=3)
+    True
+    """
+    import cProfile
+    import io
+    import pstats
+
+    import keras
+
+    from zoo import backend, loader
+
+    _check_arguments(mode, batch_size, length, 1.0)
+    model = loader.load(name, jit_compile=jit_compile)
+    x, y = bench_batch(model, batch_size, length)
+    if mode == "train":
+        model.compile(optimizer=keras.optimizers.AdamW(1e-3), loss=model.default_loss(),
+                      jit_compile=model.jit_compile)
+        run_steps = _fit_steps(model, x, y, batch_size)
+    else:
+        run_steps = _predict_steps(model, x, batch_size)
+    run_steps(2)  # compile and warm up outside the profile
+    profiler = cProfile.Profile()
+    profiler.runcall(run_steps, steps)
+    text = io.StringIO()
+    text.write(f"{name} {mode} on {backend.versions()}, jit {model.jit_compile}, batch {batch_size}, {steps} steps\n")
+    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(top)
+    text.write(backend.operator_profile(run_steps, steps, top))
+    return text.getvalue()
+
+
+def print_results(results, console):
+    """`BenchResult`s as a rich table."""
+    from rich.table import Table
+
+    first = results[0]
+    title = f"{first.preset} on {first.backend} ({first.device}), batch {first.batch_size}"
+    if first.length:
+        title += f", {first.length} tokens"
+    table = Table(title=title, title_justify="left", caption=first.versions)
+    for column in ("mode", "jit", "samples/s", "first step", "steady run", "load", "peak memory"):
+        table.add_column(column, justify="left" if column == "mode" else "right")
+    for result in results:
+        table.add_row(
+            result.mode,
+            "on" if result.jit_compile else "off",
+            f"{result.samples_per_s:,.0f}",
+            f"{result.first_step_s:.2f} s",
+            f"{result.steps} steps in {result.seconds:.1f} s",
+            f"{result.load_s:.2f} s",
+            f"{result.peak_memory_mb:,.0f} MiB",
+        )
+    console.print(table)
+
+
+def bench_batch(model, batch_size, length=None):
+    """`model.example_batch` of `batch_size` rows; sequence families get
+    `length` tokens per row (default 64, at most the preset's longest)."""
+    if model.family in ("dense", "cnn"):
+        if length is not None:
+            raise InvalidConfigError(f"--length is for sequence models; {model.family!r} inputs have no length.")
+        return model.example_batch(batch_size, seed=0)
+    return model.example_batch(batch_size, seed=0, length=length or DEFAULT_LENGTH)
+
+
+def _sequence_length(x):
+    first = next(iter(x.values())) if isinstance(x, dict) else x
+    return first.shape[1] if first.ndim == 2 and first.dtype.kind == "i" else None
+
+
+def _repeat(array_or_dict, times):
+    import numpy as np
+
+    if isinstance(array_or_dict, dict):
+        return {key: np.concatenate([value] * times) for key, value in array_or_dict.items()}
+    return np.concatenate([array_or_dict] * times)
+
+
+def _fit_steps(model, x, y, batch_size):
+    def run_steps(steps):
+        model.fit(_repeat(x, steps), _repeat(y, steps), batch_size=batch_size, epochs=1,
+                  shuffle=False, verbose=0)
+
+    return run_steps
+
+
+def _predict_steps(model, x, batch_size):
+    def run_steps(steps):
+        model.predict(_repeat(x, steps), batch_size=batch_size, verbose=0)
+
+    return run_steps
+
+
+def _check_arguments(mode, batch_size, length, min_seconds):
+    if mode not in MODES:
+        raise InvalidConfigError(f"mode={mode!r}: use 'train' or 'infer'.")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidConfigError(f"batch_size={batch_size!r}: use a positive whole number, e.g. 32.")
+    if length is not None and (not isinstance(length, int) or length < 1):
+        raise InvalidConfigError(f"length={length!r}: use a positive whole number of tokens, e.g. 64.")
+    if not min_seconds > 0:
+        raise InvalidConfigError(f"min_seconds={min_seconds!r}: use a positive number of seconds.")
+
