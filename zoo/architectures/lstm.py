@@ -6,6 +6,7 @@ from typing import Literal
 import keras
 import numpy as np
 
+from zoo import layers as zoo_layers
 from zoo.architectures.base import (
     ZooModel,
     example_token_ids,
@@ -83,7 +84,7 @@ class LSTMModel(ZooModel):
         per_step = config.task != "classification"
         for index, units in enumerate(config.units):
             last = index == len(config.units) - 1
-            lstm = keras.layers.LSTM(
+            lstm = zoo_layers.LSTM(
                 units, return_sequences=per_step or not last, name=f"lstm_{index}"
             )
             if config.bidirectional:

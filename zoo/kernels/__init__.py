@@ -1,0 +1,10 @@
+"""Fused backend kernels behind the zoo's layers (one module per layer kind).
+
+Keras layers are written once against keras.ops; some of them run several
+times slower than the same architecture written natively for a backend
+(tools/bench_all.py measures it). A module here gives such a layer a fast
+path per backend, with the portable Keras computation as the fallback, and
+is, like zoo/backend.py, a place where code may branch on the backend.
+tests/test_kernels.py checks that every fast path gives the outputs and
+gradients of the portable one.
+"""

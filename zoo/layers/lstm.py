@@ -1,0 +1,49 @@
+"""`LSTM`: Keras' LSTM layer with a fused sequence loop."""
+
+import keras
+
+from zoo.kernels import lstm as lstm_kernels
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class LSTM(keras.layers.LSTM):
+    """`keras.layers.LSTM` that runs its sequence loop in `zoo.kernels.lstm`.
+
+    Same arguments, weights (and variable paths), masking, dropout and
+    results as Keras' layer; only faster: on torch the sequence runs in
+    torch's fused LSTM op (Keras steps through it from Python on a CPU).
+    Configurations without a fast path (jax and tensorflow, recurrent dropout,
+    a mask that is not right padding, ...) run Keras' own loop, as does an
+    instance whose `use_fused_kernel` is set to False.
+
+    Example:
+    >>> import numpy as np
+    >>> layer = LSTM(4, return_sequences=True)
+    >>> tuple(layer(np.ones((2, 5, 3), "float32")).shape)
+    (2, 5, 4)
+    """
+
+    use_fused_kernel = True
+    """Set False on an instance to run Keras' portable loop (for comparisons)."""
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        if self.use_fused_kernel:
+            result = lstm_kernels.lstm(
+                self.cell,
+                self._with_input_dropout(sequences, training),
+                initial_state,
+                mask,
+                return_sequences=self.return_sequences,
+                go_backwards=self.go_backwards,
+                zero_output_for_mask=self.zero_output_for_mask,
+            )
+            if result is not None:
+                return result
+        return super().inner_loop(sequences, initial_state, mask=mask, training=training)
+
+    def _with_input_dropout(self, sequences, training):
+        # The cell's dropout mask is drawn once per call and shared by all steps.
+        if not (training and self.cell.dropout):
+            return sequences
+        step_mask = keras.ops.expand_dims(self.cell.get_dropout_mask(sequences[:, 0, :]), axis=1)
+        return sequences * keras.ops.broadcast_to(step_mask, keras.ops.shape(sequences))
