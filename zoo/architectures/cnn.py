@@ -6,6 +6,8 @@ import keras
 import numpy as np
 
 from zoo.architectures.base import ZooModel, sparse_logits_loss
+from zoo.kernels import conv as conv_kernels
+from zoo.layers import BatchNormalization
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,13 +51,19 @@ class CNNClassifier(ZooModel):
     sharding = {r".*_conv/kernel": (None, None, None, "model")}
 
     def build_graph(self, config):
+        # Inputs are NHWC; inside, the model computes in the layout fastest on
+        # this backend (weights are the same in either).
+        layout = _Layout(conv_kernels.image_data_format(), conv_kernels.fast_paths_enabled())
         images = keras.Input(config.input_shape, name="images")
-        x = _conv_bn(images, config.stage_filters[0], config.kernel_size, 1, "stem", config)
+        x = images
+        if layout.data_format == "channels_first":
+            x = keras.layers.Permute((3, 1, 2), name="to_channels_first")(x)
+        x = _conv_bn(x, config.stage_filters[0], config.kernel_size, 1, "stem", config, layout)
         for stage, filters in enumerate(config.stage_filters):
             for block in range(config.blocks_per_stage):
                 strides = 2 if stage > 0 and block == 0 else 1
-                x = _block(x, filters, config, strides, f"stage{stage}_block{block}")
-        x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+                x = _block(x, filters, config, layout, strides, f"stage{stage}_block{block}")
+        x = keras.layers.GlobalAveragePooling2D(data_format=layout.data_format, name="pool")(x)
         x = keras.layers.Dropout(config.dropout, name="dropout")(x)
         outputs = keras.layers.Dense(config.num_classes, name="head")(x)
         return images, outputs, {}
@@ -75,21 +83,42 @@ class CNNClassifier(ZooModel):
         return sparse_logits_loss()
 
 
-def _conv_bn(x, filters, kernel_size, strides, name, config, activation=True):
+@dataclasses.dataclass(frozen=True)
+class _Layout:
+    data_format: str
+    fused_batch_norm: bool
+
+    @property
+    def channel_axis(self):
+        return 1 if self.data_format == "channels_first" else -1
+
+
+def _conv_bn(x, filters, kernel_size, strides, name, config, layout, activation=True):
     x = keras.layers.Conv2D(
-        filters, kernel_size, strides=strides, padding="same", use_bias=False, name=f"{name}_conv"
+        filters,
+        kernel_size,
+        strides=strides,
+        padding="same",
+        data_format=layout.data_format,
+        use_bias=False,
+        name=f"{name}_conv",
     )(x)
-    x = keras.layers.BatchNormalization(momentum=config.norm_momentum, name=f"{name}_bn")(x)
+    x = BatchNormalization(
+        axis=layout.channel_axis,
+        momentum=config.norm_momentum,
+        use_fast_path=layout.fused_batch_norm,
+        name=f"{name}_bn",
+    )(x)
     return keras.layers.Activation("relu", name=f"{name}_relu")(x) if activation else x
 
 
-def _block(x, filters, config, strides, name):
+def _block(x, filters, config, layout, strides, name):
     if not config.residual:
-        return _conv_bn(x, filters, config.kernel_size, strides, name, config)
+        return _conv_bn(x, filters, config.kernel_size, strides, name, config, layout)
     shortcut = x
-    if strides != 1 or x.shape[-1] != filters:
-        shortcut = _conv_bn(x, filters, 1, strides, f"{name}_shortcut", config, activation=False)
-    x = _conv_bn(x, filters, config.kernel_size, strides, f"{name}_a", config)
-    x = _conv_bn(x, filters, config.kernel_size, 1, f"{name}_b", config, activation=False)
+    if strides != 1 or x.shape[layout.channel_axis] != filters:
+        shortcut = _conv_bn(x, filters, 1, strides, f"{name}_shortcut", config, layout, activation=False)
+    x = _conv_bn(x, filters, config.kernel_size, strides, f"{name}_a", config, layout)
+    x = _conv_bn(x, filters, config.kernel_size, 1, f"{name}_b", config, layout, activation=False)
     x = keras.layers.Add(name=f"{name}_add")([shortcut, x])
     return keras.layers.Activation("relu", name=f"{name}_out")(x)
