@@ -39,6 +39,12 @@ DOCUMENTED_MODULES = [
     "zoo.backend",
     "zoo.distribute",
     "zoo.bench",
+    "zoo.kernels.attention",
+    "zoo.kernels.conv",
+    "zoo.kernels.lstm",
+    "zoo.layers.fast_attention",
+    "zoo.layers.fused_batch_norm",
+    "zoo.layers.lstm",
 ]
 
 

@@ -7,6 +7,7 @@ import keras
 import keras_hub
 
 from zoo.layers import PaddingMask
+from zoo.layers.fast_attention import use_fast_attention
 
 # Model parallelism for every transformer family (Megatron-style): attention
 # split by head, the feed-forward layer by its inner unit (column- then
@@ -100,6 +101,7 @@ def encode(token_ids, dims, num_layers, max_length, name):
     blocks = encoder_blocks(dims, num_layers, name)
     for block in blocks:
         x = block(x, padding_mask=mask)
+        use_fast_attention(block)  # after the call that built it: see zoo/layers/fast_attention.py
     norm = final_norm(dims, name)
     return norm(x), mask, {"embedding": embedding, "blocks": blocks, "norm": norm}
 

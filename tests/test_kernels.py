@@ -1,0 +1,399 @@
+"""Every fast path in zoo/kernels/ gives the portable Keras computation's
+outputs and gradients (float32, atol 1e-5), on every backend.
+
+Sections, one per kernel module: LSTM.
+"""
+
+import keras
+import numpy as np
+import pytest
+
+import zoo
+from conftest import to_numpy
+from zoo import backend
+from zoo.kernels import lstm as lstm_kernels
+from zoo.layers import LSTM
+
+ATOL = 1e-5
+
+
+def outputs_and_gradients(layer, inputs, mask):
+    """`layer(inputs, mask=mask)` and the gradients of a fixed weighted sum of
+    it with respect to the layer's trainable weights and to `inputs`."""
+
+    def loss_of(outputs):
+        # Fixed random weights, so that no gradient is trivially symmetric.
+        shape = tuple(int(n) for n in keras.ops.shape(outputs))
+        weights = np.random.default_rng(7).normal(size=shape).astype("float32")
+        return keras.ops.sum(keras.ops.multiply(outputs, keras.ops.convert_to_tensor(weights)))
+
+    variables = layer.trainable_variables
+    if backend.name() == "jax":
+        import jax
+
+        def loss_fn(values, x):
+            outputs, _ = layer.stateless_call(values, [v.value for v in layer.non_trainable_variables], x, mask=mask)
+            return loss_of(outputs), outputs
+
+        (_, outputs), (grads, input_grad) = jax.value_and_grad(loss_fn, argnums=(0, 1), has_aux=True)(
+            [v.value for v in variables], inputs
+        )
+        return to_numpy(outputs), [to_numpy(g) for g in [*grads, input_grad]]
+    if backend.name() == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.constant(inputs)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            outputs = layer(x, mask=mask)
+            loss = loss_of(outputs)
+        grads = tape.gradient(loss, [v.value for v in variables] + [x])
+        return to_numpy(outputs), [to_numpy(g) for g in grads]
+    import torch
+
+    x = torch.tensor(inputs, requires_grad=True)
+    outputs = layer(x, mask=None if mask is None else torch.tensor(mask))
+    loss_of(outputs).backward()
+    return to_numpy(outputs.detach()), [to_numpy(v.value.grad) for v in variables] + [to_numpy(x.grad)]
+
+
+def assert_same_outputs_and_gradients(expected_layer, actual_layer, inputs, mask):
+    expected, expected_grads = outputs_and_gradients(expected_layer, inputs, mask)
+    actual, actual_grads = outputs_and_gradients(actual_layer, inputs, mask)
+    np.testing.assert_allclose(actual, expected, atol=ATOL, rtol=0)
+    assert len(actual_grads) == len(expected_grads) == len(expected_layer.trainable_variables) + 1
+    for name, got, want in zip(
+        [v.path for v in expected_layer.trainable_variables] + ["inputs"], actual_grads, expected_grads
+    ):
+        assert np.abs(want).max() > 0, f"gradient of {name} is zero: the comparison would prove nothing"
+        np.testing.assert_allclose(got, want, atol=ATOL, rtol=0, err_msg=f"gradient w.r.t. {name}")
+
+
+# ---------------------------------------------------------------- LSTM
+
+STEPS, FEATURES, UNITS = 7, 5, 6
+# Right padding as token batches have it (token id 0 at the end), one full row and a length-1 row.
+RIGHT_PADDED = np.arange(STEPS)[None, :] < np.array([7, 3, 1, 5])[:, None]
+NOT_RIGHT_PADDED = np.array([[True, False, True, True, False, True, True]] * 3 + [[False] * 3 + [True] * 4])
+
+
+def lstm_inputs():
+    return np.random.default_rng(0).normal(size=(4, STEPS, FEATURES)).astype("float32")
+
+
+def twin_lstms(bidirectional=False, **kwargs):
+    """Keras' LSTM and the zoo's, built with the same (random, non-trivial) weights."""
+    portable, fused = keras.layers.LSTM(UNITS, **kwargs), LSTM(UNITS, **kwargs)
+    if bidirectional:
+        portable, fused = keras.layers.Bidirectional(portable), keras.layers.Bidirectional(fused)
+    for layer in (portable, fused):
+        layer.build((None, STEPS, FEATURES))
+    rng = np.random.default_rng(1)
+    fused.set_weights([rng.normal(scale=0.5, size=w.shape).astype("float32") for w in portable.get_weights()])
+    portable.set_weights(fused.get_weights())
+    return portable, fused
+
+
+@pytest.mark.parametrize("mask", [RIGHT_PADDED, None], ids=["right-padded", "unmasked"])
+@pytest.mark.parametrize("return_sequences", [True, False])
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_lstm_matches_keras(mask, return_sequences, go_backwards):
+    portable, fused = twin_lstms(return_sequences=return_sequences, go_backwards=go_backwards)
+    assert_same_outputs_and_gradients(portable, fused, lstm_inputs(), mask)
+
+
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_bidirectional_lstm_matches_keras(return_sequences):
+    # Bidirectional makes masked steps output zeros when returning sequences.
+    portable, fused = twin_lstms(bidirectional=True, return_sequences=return_sequences)
+    assert_same_outputs_and_gradients(portable, fused, lstm_inputs(), RIGHT_PADDED)
+
+
+def test_lstm_keeps_previous_output_on_masked_steps_like_keras():
+    portable, fused = twin_lstms(return_sequences=True, zero_output_for_mask=False)
+    assert_same_outputs_and_gradients(portable, fused, lstm_inputs(), RIGHT_PADDED)
+
+
+def test_lstm_other_masks_give_keras_results():
+    # torch's fused op only knows right padding: there, this mask takes Keras' own loop.
+    portable, fused = twin_lstms(bidirectional=True, return_sequences=True)
+    assert_same_outputs_and_gradients(portable, fused, lstm_inputs(), NOT_RIGHT_PADDED)
+
+
+@pytest.mark.skipif(backend.name() != "torch", reason="jax and tensorflow keep Keras' loop (zoo/kernels/lstm.py)")
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_lstm_kernel_takes_the_fast_path_for_right_padding(go_backwards):
+    portable, fused = twin_lstms(return_sequences=True, go_backwards=go_backwards)
+    state = [np.zeros((4, UNITS), "float32")] * 2
+    result = lstm_kernels.lstm(fused.cell, lstm_inputs(), state, RIGHT_PADDED, True, go_backwards, False)
+    assert result is not None
+    expected = to_numpy(portable(lstm_inputs(), mask=RIGHT_PADDED))  # in processing order, as the kernel's
+    np.testing.assert_allclose(to_numpy(result[1]), expected, atol=ATOL, rtol=0)
+
+
+def test_lstm_with_dropout_matches_keras_at_inference():
+    portable, fused = twin_lstms(return_sequences=True, dropout=0.3, recurrent_dropout=0.2)
+    expected = to_numpy(portable(lstm_inputs(), mask=RIGHT_PADDED, training=False))
+    actual = to_numpy(fused(lstm_inputs(), mask=RIGHT_PADDED, training=False))
+    np.testing.assert_allclose(actual, expected, atol=ATOL, rtol=0)
+
+
+def test_lstm_tiny_predicts_the_same_with_the_fast_path():
+    fast = zoo.load("lstm-tiny")
+    portable = zoo.load("lstm-tiny")
+    portable.set_weights(fast.get_weights())
+    lstms = [layer for layer in portable._flatten_layers() if isinstance(layer, LSTM)]
+    assert lstms
+    for layer in lstms:
+        layer.use_fused_kernel = False
+    x, _ = fast.example_batch(batch_size=6, seed=3, length=12)
+    assert (x == 0).any()  # the batch has padding, so masking is exercised
+    np.testing.assert_allclose(
+        fast.predict(x, verbose=0), portable.predict(x, verbose=0), atol=ATOL, rtol=0
+    )
+
+
+# ---------------------------------------------------------------- CNN
+
+from zoo.architectures.cnn import CNNClassifier  # noqa: E402
+from zoo.kernels import conv as conv_kernels  # noqa: E402
+from zoo.layers import BatchNormalization  # noqa: E402
+
+# 6x6 images: the stride-2 convolution pads asymmetrically ("same" on an even size).
+CNN_CONFIG = dict(input_shape=[6, 6, 3], stage_filters=[4, 6], dropout=0.0, num_classes=3)
+
+
+def twin_cnns():
+    """A small CNN with the fast paths and the same one built portably, same weights
+    (random gammas, betas and moving statistics, so that none is trivial)."""
+    fast = CNNClassifier(**CNN_CONFIG)
+    with conv_kernels.portable():
+        portable = CNNClassifier(**CNN_CONFIG)
+    rng = np.random.default_rng(2)
+    weights = [
+        rng.uniform(0.5, 1.5, size=w.shape).astype("float32") if "variance" in w.path
+        else rng.normal(scale=0.5, size=w.shape).astype("float32")
+        for w in portable.weights
+    ]
+    fast.set_weights(weights)
+    portable.set_weights(weights)
+    return fast, portable
+
+
+def cnn_images(batch_size=4):
+    return np.random.default_rng(0).uniform(size=(batch_size, 6, 6, 3)).astype("float32")
+
+
+def model_outputs_gradients_and_state(model, images, training):
+    """`model(images, training=training)`, the gradients of a fixed weighted sum of
+    it with respect to the trainable weights and the images, and the
+    non-trainable weights (moving statistics) after that call."""
+    weights = np.random.default_rng(7).normal(size=(images.shape[0], CNN_CONFIG["num_classes"])).astype("float32")
+    trainable = model.trainable_variables
+    if backend.name() == "jax":
+        import jax
+
+        def loss_fn(values, x):
+            non_trainable = [v.value for v in model.non_trainable_variables]
+            outputs, state = model.stateless_call(values, non_trainable, x, training=training)
+            return keras.ops.sum(outputs * weights), (outputs, state)
+
+        (_, (outputs, state)), (grads, input_grad) = jax.value_and_grad(loss_fn, argnums=(0, 1), has_aux=True)(
+            [v.value for v in trainable], images
+        )
+        return to_numpy(outputs), [to_numpy(g) for g in [*grads, input_grad]], [to_numpy(s) for s in state]
+    if backend.name() == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.constant(images)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            outputs = model(x, training=training)
+            loss = tf.reduce_sum(outputs * weights)
+        grads = tape.gradient(loss, [v.value for v in trainable] + [x])
+    else:
+        import torch
+
+        x = torch.tensor(images, requires_grad=True)
+        outputs = model(x, training=training)
+        (outputs * torch.tensor(weights)).sum().backward()
+        grads = [v.value.grad for v in trainable] + [x.grad]
+        outputs = outputs.detach()
+    return to_numpy(outputs), [to_numpy(g) for g in grads], [to_numpy(v) for v in model.non_trainable_variables]
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["training", "inference"])
+def test_cnn_fast_path_matches_keras(training):
+    fast, portable = twin_cnns()
+    before = [to_numpy(v) for v in portable.non_trainable_variables]
+    actual, actual_grads, actual_state = model_outputs_gradients_and_state(fast, cnn_images(), training)
+    expected, expected_grads, expected_state = model_outputs_gradients_and_state(portable, cnn_images(), training)
+    np.testing.assert_allclose(actual, expected, atol=ATOL, rtol=0)
+    names = [v.path for v in portable.trainable_variables] + ["images"]
+    assert len(actual_grads) == len(expected_grads) == len(names)
+    for name, got, want in zip(names, actual_grads, expected_grads):
+        assert np.abs(want).max() > 0, f"gradient of {name} is zero: the comparison would prove nothing"
+        np.testing.assert_allclose(got, want, atol=ATOL, rtol=0, err_msg=f"gradient w.r.t. {name}")
+    changed = [not np.array_equal(old, new) for old, new in zip(before, expected_state)]
+    assert any(changed) == training  # a training step moves the statistics, inference does not
+    for variable, got, want in zip(portable.non_trainable_variables, actual_state, expected_state):
+        np.testing.assert_allclose(got, want, atol=ATOL, rtol=0, err_msg=variable.path)
+
+
+@pytest.mark.parametrize("axis", [1, -1])
+@pytest.mark.parametrize("training", [True, False], ids=["training", "inference"])
+def test_fused_batch_norm_matches_keras(axis, training):
+    # axis=-1 has no fused torch kernel: it must take Keras' path and still agree.
+    images = np.random.default_rng(3).normal(loc=2.0, size=(4, 3, 5, 5)).astype("float32")
+    keras_layer = keras.layers.BatchNormalization(axis=axis, momentum=0.9)
+    fused_layer = BatchNormalization(axis=axis, momentum=0.9)
+    for layer in (keras_layer, fused_layer):
+        layer.build(images.shape)
+    rng = np.random.default_rng(4)
+    fused_layer.set_weights([rng.uniform(0.5, 1.5, size=w.shape).astype("float32") for w in keras_layer.weights])
+    keras_layer.set_weights(fused_layer.get_weights())
+    expected = to_numpy(keras_layer(images, training=training))
+    actual = to_numpy(fused_layer(images, training=training))
+    np.testing.assert_allclose(actual, expected, atol=ATOL, rtol=0)
+    for want, got in zip(keras_layer.non_trainable_weights, fused_layer.non_trainable_weights):
+        np.testing.assert_allclose(to_numpy(got), to_numpy(want), atol=ATOL, rtol=0, err_msg=want.path)
+
+
+def test_fused_batch_norm_kernel_gives_biased_batch_statistics():
+    images = np.random.default_rng(5).normal(size=(4, 3, 5, 5)).astype("float32")
+    channels = np.ones(3, "float32")
+    result = conv_kernels.fused_batch_norm(
+        images, channels, 0 * channels, 0 * channels, channels, axis=1, epsilon=1e-3, training=True
+    )
+    if result is None:
+        pytest.skip(f"no fused batch norm kernel on {backend.name()}")
+    _, mean, variance = result
+    np.testing.assert_allclose(to_numpy(mean), images.mean(axis=(0, 2, 3)), atol=ATOL, rtol=0)
+    np.testing.assert_allclose(to_numpy(variance), images.var(axis=(0, 2, 3)), atol=ATOL, rtol=0)
+
+
+def test_cnn_tiny_predicts_the_same_with_the_fast_path():
+    fast = zoo.load("cnn-tiny")
+    with conv_kernels.portable():
+        portable = zoo.load("cnn-tiny")
+    assert [w.path for w in fast.weights] == [w.path for w in portable.weights]
+    portable.set_weights(fast.get_weights())
+    x, _ = fast.example_batch(batch_size=4, seed=3)
+    np.testing.assert_allclose(fast.predict(x, verbose=0), portable.predict(x, verbose=0), atol=ATOL, rtol=0)
+
+
+# ---------------------------------------------------------------- Attention
+
+import keras_hub  # noqa: E402
+
+from zoo.kernels import attention  # noqa: E402
+from zoo.layers.fast_attention import FastCachedMultiHeadAttention  # noqa: E402
+
+
+def _attention_gradients(loss, arrays):
+    """Gradients of `loss(*arrays)` (a scalar) with respect to every array.
+
+    Keras has no portable gradient function, so this helper branches on the backend.
+    """
+    if backend.name() == "jax":
+        import jax
+
+        return jax.grad(lambda args: loss(*args))(list(arrays))
+    if backend.name() == "tensorflow":
+        import tensorflow as tf
+
+        arrays = [tf.convert_to_tensor(a) for a in arrays]
+        with tf.GradientTape() as tape:
+            tape.watch(arrays)
+            value = loss(*arrays)
+        return tape.gradient(value, arrays)
+    import torch
+
+    arrays = [torch.tensor(np.asarray(a), requires_grad=True) for a in arrays]
+    return torch.autograd.grad(loss(*arrays), arrays)
+
+
+def _attention_layers(rng, query, value):
+    """A fast and a Keras attention layer (dropout 0.1) with the same random weights."""
+    fast = FastCachedMultiHeadAttention(num_heads=2, key_dim=4, dropout=0.1)
+    portable = keras_hub.layers.CachedMultiHeadAttention(num_heads=2, key_dim=4, dropout=0.1)
+    for layer in (fast, portable):
+        layer(query, value)
+    weights = [rng.normal(scale=0.3, size=w.shape).astype("float32") for w in portable.get_weights()]
+    fast.set_weights(weights)
+    portable.set_weights(weights)
+    return fast, portable
+
+
+def _attention_case(kind, rng):
+    """(query, value, mask) for padded self-attention, causal self-attention or cross-attention."""
+    query = rng.normal(size=(3, 5, 8)).astype("float32")
+    lengths = np.array([5, 3, 1])
+    if kind == "cross":
+        value = rng.normal(size=(3, 7, 8)).astype("float32")
+        key_lengths = np.array([7, 2, 0])  # the last row has no key at all: Keras outputs zeros
+        mask = (np.arange(7)[None, None, :] < key_lengths[:, None, None]).astype("int32")
+        return query, value, np.broadcast_to(mask, (3, 5, 7))
+    padding = np.arange(5)[None, None, :] < lengths[:, None, None]
+    if kind == "causal":
+        causal = np.tril(np.ones((5, 5), bool))[None]
+        return query, query, padding & causal
+    return query, query, np.broadcast_to(padding, (3, 5, 5))
+
+
+@pytest.mark.parametrize("kind", ["padded", "causal", "cross"])
+def test_fast_attention_matches_keras_outputs_and_gradients(kind):
+    rng = np.random.default_rng(0)
+    query, value, mask = _attention_case(kind, rng)
+    fast, portable = _attention_layers(rng, query, value)
+    output_weights = rng.normal(size=(3, 5, 8)).astype("float32")
+    results = []
+    for layer in (fast, portable):
+        def loss(query, value, *weights, layer=layer):
+            output, _ = layer.stateless_call(list(weights), state, query, value, attention_mask=mask, training=False)
+            return keras.ops.sum(keras.ops.multiply(output, output_weights))
+
+        weights = [keras.ops.convert_to_numpy(w) for w in layer.trainable_variables]
+        state = [keras.ops.convert_to_numpy(w) for w in layer.non_trainable_variables]  # the dropout seed
+        output, _ = layer.stateless_call(weights, state, query, value, attention_mask=mask, training=False)
+        gradients = _attention_gradients(loss, [query, value, *weights])
+        results.append([keras.ops.convert_to_numpy(a) for a in (output, *gradients)])
+    assert np.abs(results[1][0]).max() > 0.1  # the case computes something
+    for fast_array, portable_array in zip(*results):
+        np.testing.assert_allclose(fast_array, portable_array, atol=ATOL, rtol=0)
+
+
+def test_fast_attention_is_the_path_taken():
+    layer = FastCachedMultiHeadAttention(num_heads=2, key_dim=4, dropout=0.1)
+    x = np.ones((1, 3, 8), "float32")
+    layer(x, x)
+    # Keras' own path would return the attention scores it computed; the fused one has none.
+    _, scores = layer._compute_attention(*(layer._query_dense(x),) * 3, training=False)
+    assert scores is None
+    with attention.portable():
+        _, scores = layer._compute_attention(*(layer._query_dense(x),) * 3, training=False)
+    assert scores is not None
+
+
+@pytest.mark.parametrize("name", ["transformer-encoder-tiny", "transformer-decoder-tiny", "transformer-tiny"])
+def test_tiny_transformers_predict_the_same_without_fast_attention(name):
+    model = zoo.load(name, pretrained=False)
+    inputs, _ = model.example_batch(4, seed=1, length=12)
+    fast = model.predict(inputs, verbose=0)
+    model.predict_function = None  # traced again, now with Keras' attention
+    with attention.portable():
+        portable = model.predict(inputs, verbose=0)
+    np.testing.assert_allclose(fast, portable, atol=ATOL, rtol=0)
+
+
+def test_fast_attention_without_dropout_matches_keras_in_training():
+    rng = np.random.default_rng(1)
+    query, value, mask = _attention_case("cross", rng)
+    fast = FastCachedMultiHeadAttention(num_heads=2, key_dim=4, dropout=0.0)
+    portable = keras_hub.layers.CachedMultiHeadAttention(num_heads=2, key_dim=4, dropout=0.0)
+    for layer in (fast, portable):
+        layer(query, value)
+    fast.set_weights(portable.get_weights())
+    expected = to_numpy(portable(query, value, attention_mask=mask, training=True))
+    actual = to_numpy(fast(query, value, attention_mask=mask, training=True))
+    np.testing.assert_allclose(actual, expected, atol=ATOL, rtol=0)
