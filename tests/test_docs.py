@@ -39,6 +39,7 @@ DOCUMENTED_MODULES = [
     "zoo.backend",
     "zoo.distribute",
     "zoo.bench",
+    "zoo.kernels",
     "zoo.kernels.attention",
     "zoo.kernels.conv",
     "zoo.kernels.lstm",

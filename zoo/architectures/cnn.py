@@ -53,7 +53,7 @@ class CNNClassifier(ZooModel):
     def build_graph(self, config):
         # Inputs are NHWC; inside, the model computes in the layout fastest on
         # this backend (weights are the same in either).
-        layout = _Layout(conv_kernels.image_data_format(), conv_kernels.fast_paths_enabled())
+        layout = _Layout(conv_kernels.image_data_format(), conv_kernels.enabled())
         images = keras.Input(config.input_shape, name="images")
         x = images
         if layout.data_format == "channels_first":

@@ -13,46 +13,17 @@ too. Here:
   that the batched matmuls want (no dropout op at all in inference).
 
 Every path keeps Keras' masking rules: masked keys get no weight and a query
-whose keys are all masked outputs zeros. `enabled()` / `portable()` switch the
+whose keys are all masked outputs zeros. `zoo.kernels.enabled()` / `portable()` switch the
 fast path off, e.g. to compare it with Keras' computation.
 """
-
-import contextlib
 
 import keras
 from keras import ops
 
+from zoo.kernels import enabled, portable  # noqa: F401  (the switch layers and tests use)
+
 # Keras' masked softmax puts this in front of masked scores (float32 and up).
 _MASKED_SCORE = -1e9
-_enabled = True
-
-
-def enabled():
-    """Whether attention layers take the fast path (read when a model's step
-    function is traced, so set it before the first call).
-
-    Example:
-    >>> enabled()
-    True
-    """
-    return _enabled
-
-
-@contextlib.contextmanager
-def portable():
-    """Within this context, attention layers run Keras' own computation.
-
-    Example:
-    >>> with portable():
-    ...     enabled()
-    False
-    """
-    global _enabled
-    previous, _enabled = _enabled, False
-    try:
-        yield
-    finally:
-        _enabled = previous
 
 
 def dot_product_attention(query, key, value, mask=None, scale=1.0, dropout=0.0, seed_generator=None):

@@ -13,41 +13,12 @@ a native PyTorch ResNet because of these. This module picks, per backend:
 - `fused_batch_norm()`: one fused kernel for batch normalisation, or None
   where the portable Keras computation is as fast.
 
-`portable()` turns both off, for tests that compare the two paths.
+`zoo.kernels.portable()` turns both off, for tests that compare the two paths.
 """
-
-import contextlib
 
 import keras
 
-_fast_paths_enabled = True
-
-
-def fast_paths_enabled():
-    """Whether the fast paths are on (they are unless inside `portable()`).
-
-    Example:
-    >>> fast_paths_enabled()
-    True
-    """
-    return _fast_paths_enabled
-
-
-@contextlib.contextmanager
-def portable():
-    """Within this context, models are built with the portable Keras layers.
-
-    Example:
-    >>> with portable():
-    ...     image_data_format()
-    'channels_last'
-    """
-    global _fast_paths_enabled
-    previous, _fast_paths_enabled = _fast_paths_enabled, False
-    try:
-        yield
-    finally:
-        _fast_paths_enabled = previous
+from zoo.kernels import enabled, portable  # noqa: F401  (portable: the switch the tests use)
 
 
 def image_data_format():
@@ -63,7 +34,7 @@ def image_data_format():
     >>> image_data_format() in ("channels_first", "channels_last")
     True
     """
-    if _fast_paths_enabled and keras.backend.backend() == "torch":
+    if enabled() and keras.backend.backend() == "torch":
         return "channels_first"
     return "channels_last"
 
@@ -86,7 +57,7 @@ def fused_batch_norm(x, gamma, beta, moving_mean, moving_variance, *, axis, epsi
     >>> result is None or tuple(result[0].shape) == (2, 3, 4, 4)
     True
     """
-    if not _fast_paths_enabled or keras.backend.backend() != "torch":
+    if not enabled() or keras.backend.backend() != "torch":
         return None
     if axis % len(x.shape) != 1 and len(x.shape) > 2:
         return None  # torch's batch norm wants channels on axis 1
