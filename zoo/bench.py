@@ -114,21 +114,11 @@ def benchmark(name, mode="train", batch_size=32, length=None, jit_compile="auto"
     >>> result.samples_per_s > 0 and result.steps >= 2
     True
     """
-    import keras
-
-    from zoo import backend, loader
+    from zoo import backend
 
     _check_arguments(mode, batch_size, length, min_seconds)
-    start = time.perf_counter()
-    model = loader.load(name, jit_compile=jit_compile)
-    load_s = time.perf_counter() - start
-    x, y = bench_batch(model, batch_size, length)
-    if mode == "train":
-        model.compile(optimizer=keras.optimizers.AdamW(1e-3), loss=model.default_loss(),
-                      jit_compile=model.jit_compile)
-        timing = time_steps(_fit_steps(model, x, y, batch_size), batch_size, min_seconds)
-    else:
-        timing = time_steps(_predict_steps(model, x, batch_size), batch_size, min_seconds)
+    model, x, run_steps, load_s = _prepare(name, mode, batch_size, length, jit_compile)
+    timing = time_steps(run_steps, batch_size, min_seconds)
     return BenchResult(
         preset=name,
         backend=backend.name(),
@@ -161,19 +151,10 @@ def profile(name, mode="train", batch_size=32, length=None, jit_compile="auto", 
     import io
     import pstats
 
-    import keras
-
-    from zoo import backend, loader
+    from zoo import backend
 
     _check_arguments(mode, batch_size, length, 1.0)
-    model = loader.load(name, jit_compile=jit_compile)
-    x, y = bench_batch(model, batch_size, length)
-    if mode == "train":
-        model.compile(optimizer=keras.optimizers.AdamW(1e-3), loss=model.default_loss(),
-                      jit_compile=model.jit_compile)
-        run_steps = _fit_steps(model, x, y, batch_size)
-    else:
-        run_steps = _predict_steps(model, x, batch_size)
+    model, _, run_steps, _ = _prepare(name, mode, batch_size, length, jit_compile)
     run_steps(2)  # compile and warm up outside the profile
     profiler = cProfile.Profile()
     profiler.runcall(run_steps, steps)
@@ -206,6 +187,23 @@ def print_results(results, console):
             f"{result.peak_memory_mb:,.0f} MiB",
         )
     console.print(table)
+
+
+def _prepare(name, mode, batch_size, length, jit_compile):
+    """The loaded model, its batch, `run_steps(n)` for `mode` and the seconds
+    `zoo.load` took: what benchmark() times and profile() profiles."""
+    import keras
+
+    from zoo import loader
+
+    start = time.perf_counter()
+    model = loader.load(name, jit_compile=jit_compile)
+    load_s = time.perf_counter() - start
+    x, y = bench_batch(model, batch_size, length)
+    if mode == "infer":
+        return model, x, _predict_steps(model, x, batch_size), load_s
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3), loss=model.default_loss(), jit_compile=model.jit_compile)
+    return model, x, _fit_steps(model, x, y, batch_size), load_s
 
 
 def bench_batch(model, batch_size, length=None):

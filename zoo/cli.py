@@ -152,7 +152,7 @@ JIT_CHOICES = {"auto": "auto", "on": True, "off": False}
 def bench_command(args, console):
     if args.backend and not _can_use_backend(args.backend):
         # Keras fixed this process' backend at import: measure in a fresh one.
-        argv = [a for a in sys.argv[1:]] if args.argv is None else args.argv
+        argv = sys.argv[1:] if args.argv is None else args.argv
         environment = {**os.environ, "KERAS_BACKEND": args.backend}
         return subprocess.call([sys.executable, "-m", "zoo", *argv], env=environment)
     if args.backend:
