@@ -214,3 +214,38 @@ def test_jax_keeps_compiled_programs_under_zoo_home(tmp_path, monkeypatch):
     finally:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", threshold)
     assert any(folder.iterdir()), "no compiled program was written to the cache"
+
+
+# --- steps per execution ----------------------------------------------------
+
+
+def test_dense_models_run_many_steps_per_call_where_keras_allows_it():
+    many = 1 if backend.name() == "torch" else 32  # Keras' torch trainer runs one step per call
+    small = zoo.load("dense-tiny")
+    assert small.steps_per_execution == many
+    small.compile(optimizer="adam", loss=small.default_loss())
+    assert small.steps_per_execution == many
+    small.compile(optimizer="adam", loss=small.default_loss(), steps_per_execution=1)
+    assert small.steps_per_execution == 1
+    assert zoo.load("dense-tiny", hidden_units=[1024, 1024]).steps_per_execution == 1  # over a million weights
+    assert zoo.load("lstm-tiny").steps_per_execution == 1
+
+
+@pytest.mark.skipif(backend.name() == "torch", reason="Keras' torch trainer runs one step per call")
+def test_many_steps_per_call_predict_and_train_as_one_step_per_call():
+    # 37 whole batches and a short one: executions of 32 steps, then of 5 and a short batch.
+    x = np.random.default_rng(0).normal(size=(32 * 37 + 7, 30)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+    runs = {}
+    for steps in (32, 1):
+        keras.utils.set_random_seed(1)
+        model = zoo.load("dense-tiny", dropout=0.0)  # dropout masks are drawn differently per execution
+        start = [to_numpy(weight) for weight in model.weights]
+        model.compile(optimizer="adam", loss=model.default_loss(), steps_per_execution=steps)
+        history = model.fit(x, y, batch_size=32, epochs=2, shuffle=False, verbose=0).history
+        runs[steps] = model.predict(x, verbose=0), history["loss"], [to_numpy(weight) for weight in model.weights]
+    np.testing.assert_allclose(runs[32][0], runs[1][0], atol=1e-6, rtol=0)
+    np.testing.assert_allclose(runs[32][1], runs[1][1], atol=1e-6, rtol=0)
+    for expected, actual in zip(runs[1][2], runs[32][2], strict=True):
+        np.testing.assert_allclose(actual, expected, atol=1e-6, rtol=0)
+    assert max(np.abs(new - old).max() for old, new in zip(start, runs[1][2])) > 1e-2  # training moved them

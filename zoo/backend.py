@@ -79,6 +79,21 @@ def operator_profile(run, argument, top=25):
     return profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=top)
 
 
+def steps_per_execution(requested):
+    """How many steps Keras may run per call into the backend: `requested`,
+    or 1 on torch (Keras' torch trainer runs one step per Python call and
+    refuses more) and inside a tf.distribute strategy's scope (Keras 3.15's
+    multi-step loop fails there: a placeholder of its while loop is left unfed).
+
+    Example:
+    >>> steps_per_execution(32) == (1 if name() == "torch" else 32)
+    True
+    """
+    if name() == "torch" or _in_tf_distribute_scope():
+        return 1
+    return requested
+
+
 def inference_mode():
     """A context in which no gradient graph is recorded.
 

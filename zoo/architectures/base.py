@@ -9,6 +9,7 @@ free of code; reloading simply calls the constructor again.
 import keras
 import numpy as np
 
+from zoo import backend
 from zoo.architectures.config import config_to_dict, make_config
 
 PAD_ID = 0  # token id 0 is padding in every token-based family
@@ -30,6 +31,13 @@ class ZooModel(keras.Model):
     dimension, "model" where it is split across the mesh's model axis and None
     where it is replicated (see `zoo.model_parallel`). Unlisted weights are
     replicated."""
+    default_steps_per_execution = 1
+    """Steps of `fit`, `evaluate` and `predict` that Keras runs per call into
+    the backend on JAX and TensorFlow when `compile()` is not given
+    `steps_per_execution`. Families whose steps take well under a millisecond
+    set more: there Keras' own per-step loop (iterator, callbacks, state
+    hand-over) costs more than the step. Callbacks then see one batch end per
+    execution; `compile(steps_per_execution=1)` brings back one per batch."""
     tokenizer = None
     """Text <-> token ids for token families (a keras_hub tokenizer), from the
     preset's assets/tokenizer/ when it has one; `generate` and the zoo
@@ -45,6 +53,7 @@ class ZooModel(keras.Model):
             trainable=trainable,
         )
         self.zoo_config = zoo_config
+        self.steps_per_execution = backend.steps_per_execution(self.default_steps_per_execution)
         # Facts from the preset folder (label names, data set, ...); the
         # loader and zoo.finetune fill it in, save_preset writes it out.
         self.preset_metadata = {}
@@ -59,6 +68,13 @@ class ZooModel(keras.Model):
             object.__setattr__(self, name, value)
             return
         super().__setattr__(name, value)
+
+    def compile(self, *args, steps_per_execution=None, **kwargs):
+        """Keras' `compile`; `steps_per_execution` defaults to the family's
+        `default_steps_per_execution` instead of 1."""
+        if steps_per_execution is None:
+            steps_per_execution = backend.steps_per_execution(self.default_steps_per_execution)
+        super().compile(*args, steps_per_execution=steps_per_execution, **kwargs)
 
     def build_graph(self, config):
         raise NotImplementedError

@@ -47,6 +47,14 @@ class DenseModel(ZooModel):
     # Hidden layers split by output unit; the small head stays whole.
     sharding = {r"hidden_\d+/kernel": (None, "model"), r"hidden_\d+/bias": ("model",)}
 
+    @property
+    def default_steps_per_execution(self):
+        # A step at batch 32 is ~64 FLOPs per weight: below a million weights
+        # that is well under a millisecond, less than Keras' per-step loop
+        # costs. 32 steps per call measured 2.5-3x more samples/s on JAX and
+        # TensorFlow (tools/bench_all.py, dense-small).
+        return 32 if self.count_params() < 1_000_000 else 1
+
     def build_graph(self, config):
         features = keras.Input((config.num_features,), name="features")
         normalization = keras.layers.Normalization(name="normalization")
