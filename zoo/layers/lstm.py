@@ -2,6 +2,7 @@
 
 import keras
 
+from zoo import kernels
 from zoo.kernels import lstm as lstm_kernels
 
 
@@ -14,7 +15,8 @@ class LSTM(keras.layers.LSTM):
     torch's fused LSTM op (Keras steps through it from Python on a CPU).
     Configurations without a fast path (jax and tensorflow, recurrent dropout,
     a mask that is not right padding, ...) run Keras' own loop, as does an
-    instance whose `use_fused_kernel` is set to False.
+    instance whose `use_fused_kernel` is set to False and every instance
+    inside `zoo.kernels.portable()`.
 
     Example:
     >>> import numpy as np
@@ -27,7 +29,7 @@ class LSTM(keras.layers.LSTM):
     """Set False on an instance to run Keras' portable loop (for comparisons)."""
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
-        if self.use_fused_kernel:
+        if self.use_fused_kernel and kernels.enabled():
             result = lstm_kernels.lstm(
                 self.cell,
                 self._with_input_dropout(sequences, training),
