@@ -87,6 +87,20 @@ def test_command_prints_a_table(capsys):
     assert "dense-tiny" in out and "train" in out and "infer" in out and "off" in out
 
 
+def test_profile_says_where_the_time_goes():
+    text = bench.profile("cnn-tiny", mode="train", batch_size=4, steps=2, top=40)
+    assert "function calls" in text  # cProfile, on every backend
+    # The backend's own operator table: the convolutions must be in it.
+    if keras.backend.backend() == "torch":
+        assert "aten::convolution" in text or "aten::mkldnn_convolution" in text
+    elif keras.backend.backend() == "jax":
+        table = text.split("XLA operations")[1].splitlines()[2:]
+        shares = [float(line.split()[1].rstrip("%")) for line in table if line.strip()]
+        assert "convolution" in text and sum(shares) == pytest.approx(100, abs=1)
+    else:
+        assert "XLA operations" not in text and "aten::" not in text  # tensorflow: cProfile alone
+
+
 def test_command_measures_another_backend_in_a_fresh_process():
     other = "torch" if keras.backend.backend() != "torch" else "jax"
     done = subprocess.run(
