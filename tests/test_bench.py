@@ -22,15 +22,20 @@ import bench_all  # noqa: E402
 
 
 def test_time_steps_runs_until_the_steady_run_is_long_enough():
-    calls = []
+    calls, prepared = [], []
 
     def run_steps(steps):
         calls.append(steps)
         time.sleep(0.002 * steps)
 
-    timing = bench.time_steps(run_steps, batch_size=4, min_seconds=0.1)
+    def prepare(steps):  # before each run and outside its timing
+        prepared.append(steps)
+        time.sleep(0.4)
+
+    timing = bench.time_steps(run_steps, batch_size=4, min_seconds=0.1, prepare=prepare)
     assert calls[0] == 1 and calls[-1] == timing.steps >= 2
-    assert timing.seconds >= 0.1
+    assert prepared == calls
+    assert 0.1 <= timing.seconds < 0.4  # a run lasts ~0.1-0.2 s: preparing it is not counted
     assert timing.samples_per_s == pytest.approx(4 * timing.steps / timing.seconds)
     assert 0.002 * timing.steps <= timing.seconds
 
@@ -49,7 +54,7 @@ def test_benchmark_trains_the_model_it_measures():
     # The timed steps must be real training steps: the weights move.
     model_before = zoo.load("lstm-tiny")
     weights_before = [w.copy() for w in model_before.get_weights()]
-    run = bench._fit_steps(model_before, *bench.bench_batch(model_before, 4, length=8), 4)
+    run = bench._Steps(model_before, *bench.bench_batch(model_before, 4, length=8), batch_size=4)
     model_before.compile(optimizer=keras.optimizers.AdamW(1e-2), loss=model_before.default_loss())
     run(3)
     assert any(abs(a - b).max() > 1e-4 for a, b in zip(weights_before, model_before.get_weights()))
@@ -114,11 +119,16 @@ def test_command_measures_another_backend_in_a_fresh_process():
 
 
 def test_bench_all_reports_ratios_measured_side_by_side(tmp_path):
+    # --update replaces the measured preset's old rows and keeps the others.
     path = tmp_path / "results.csv"
+    stale = {"device": "cpu", "backend": "jax", "mode": "train", "jit_compile": True, "vs_native": 9.0}
+    bench_all.write_rows(path, [{**stale, "preset": "dense-tiny"}, {**stale, "preset": "cnn-tiny"}])
     bench_all.main(["--presets", "dense-tiny", "--backends", keras.backend.backend(), "--jit", "auto",
-                    "--min-seconds", "0.2", "--csv", str(path)])
+                    "--min-seconds", "0.2", "--csv", str(path), "--update"])
     with open(path, newline="") as file:
         rows = list(csv.DictReader(file))
+    assert [row["preset"] for row in rows] == ["dense-tiny"] * 4 + ["cnn-tiny"]
+    rows = rows[:4]
     assert [(row["backend"], row["mode"]) for row in rows] == [
         ("native-torch", "train"), ("native-torch", "infer"),
         (keras.backend.backend(), "train"), (keras.backend.backend(), "infer"),

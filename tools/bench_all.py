@@ -3,6 +3,7 @@
     python tools/bench_all.py                    # small presets, 3 backends x jit off/on (~40 min on 2 CPU cores)
     python tools/bench_all.py --quick            # tiny presets, jit "auto" only, 1 s runs; prints, writes no CSV
     python tools/bench_all.py --backends jax torch --presets cnn-small --jit off
+    python tools/bench_all.py --presets dense-small --update   # re-measure one preset in the recorded CSV
     python tools/bench_all.py --show             # print the recorded CSV and the targets
     python tools/bench_all.py --markdown         # the README's table, from the recorded CSV
 
@@ -55,6 +56,8 @@ def main(argv=None):
     parser.add_argument("--min-seconds", type=float, help="length of each timed run (default 3, 1 with --quick)")
     parser.add_argument("--quick", action="store_true", help="tiny presets, jit auto, short runs; no CSV unless --csv")
     parser.add_argument("--csv", type=Path, help="where to write the rows (default benchmarks/results-<device>.csv)")
+    parser.add_argument("--update", action="store_true",
+                        help="replace only the measured presets' rows in the CSV, keep the others")
     parser.add_argument("--show", action="store_true", help="measure nothing: print the recorded CSV")
     parser.add_argument("--markdown", action="store_true", help="measure nothing: print the README table")
     args = parser.parse_args(argv)
@@ -70,6 +73,8 @@ def main(argv=None):
     print(text_report(rows))
     if args.csv or not args.quick:
         path = args.csv or ROOT / "benchmarks" / f"results-{rows[0]['device']}.csv"
+        if args.update and path.exists():
+            rows = merge_rows(read_rows(path), rows)
         write_rows(path, rows)
         print(f"wrote {len(rows)} rows to {path}")
     return 0
@@ -175,6 +180,23 @@ def write_rows(path, rows):
         writer.writeheader()
         for row in rows:
             writer.writerow({key: _format(row.get(key)) for key in FIELDS})
+
+
+def merge_rows(recorded, measured):
+    """`recorded` rows with every preset in `measured` replaced by its new
+    rows (where its old ones were; new presets go last). A preset's ratios
+    come from one invocation either way: each is measured beside its native run."""
+    new_rows = {}
+    for row in measured:
+        new_rows.setdefault(row["preset"], []).append(row)
+    merged = []
+    for row in recorded:
+        if row["preset"] not in new_rows:
+            merged.append(row)
+        elif not any(kept["preset"] == row["preset"] for kept in merged):
+            merged.extend(new_rows[row["preset"]])
+    placed = {row["preset"] for row in merged}
+    return merged + [row for preset, rows in new_rows.items() if preset not in placed for row in rows]
 
 
 def _format(value):

@@ -66,23 +66,28 @@ class BenchResult:
         return dataclasses.asdict(self)
 
 
-def time_steps(run_steps, batch_size, min_seconds=3.0, min_steps=2):
+def time_steps(run_steps, batch_size, min_seconds=3.0, min_steps=2, prepare=None):
     """Time `run_steps(1)` (the first step: compiling and warming up), then
     `run_steps(n)` with n grown until one run lasts `min_seconds`.
 
     `run_steps(n)` must run n steps of `batch_size` samples and return only
-    once they are done (no pending asynchronous work). Returns a `Timing`.
+    once they are done (no pending asynchronous work). `prepare(n)`, if given,
+    is called before each `run_steps(n)`, outside the timing (to build the
+    inputs of n steps). Returns a `Timing`.
 
     Example:
     >>> timing = time_steps(lambda n: time.sleep(0.001 * n), batch_size=8, min_seconds=0.05)
     >>> timing.steps >= 2 and 0 < timing.samples_per_s <= 8000
     True
     """
+    prepare = prepare or (lambda steps: None)
+    prepare(1)
     start = time.perf_counter()
     run_steps(1)
     first_step_s = time.perf_counter() - start
     steps = min_steps
     while True:
+        prepare(steps)
         start = time.perf_counter()
         run_steps(steps)
         seconds = time.perf_counter() - start
@@ -118,7 +123,7 @@ def benchmark(name, mode="train", batch_size=32, length=None, jit_compile="auto"
 
     _check_arguments(mode, batch_size, length, min_seconds)
     model, x, run_steps, load_s = _prepare(name, mode, batch_size, length, jit_compile)
-    timing = time_steps(run_steps, batch_size, min_seconds)
+    timing = time_steps(run_steps, batch_size, min_seconds, prepare=run_steps.prepare)
     return BenchResult(
         preset=name,
         backend=backend.name(),
@@ -141,7 +146,8 @@ def profile(name, mode="train", batch_size=32, length=None, jit_compile="auto", 
     """Where `steps` steady steps of preset `name` spend their time, as text:
     Python's cProfile by own time (the framework's dispatch and Keras' layer
     calls are Python; a compiled program shows as the one call that runs it)
-    and, on torch, torch.profiler's operator table.
+    and the backend's operator table: torch.profiler's on torch, XLA's
+    operations on jax.
 
     Example:
     >>> "function calls" in profile("dense-tiny", mode="infer", batch_size=4, steps=2, top=3)
@@ -156,6 +162,7 @@ def profile(name, mode="train", batch_size=32, length=None, jit_compile="auto", 
     _check_arguments(mode, batch_size, length, 1.0)
     model, _, run_steps, _ = _prepare(name, mode, batch_size, length, jit_compile)
     run_steps(2)  # compile and warm up outside the profile
+    run_steps.prepare(steps)
     profiler = cProfile.Profile()
     profiler.runcall(run_steps, steps)
     text = io.StringIO()
@@ -201,9 +208,9 @@ def _prepare(name, mode, batch_size, length, jit_compile):
     load_s = time.perf_counter() - start
     x, y = bench_batch(model, batch_size, length)
     if mode == "infer":
-        return model, x, _predict_steps(model, x, batch_size), load_s
+        return model, x, _Steps(model, x, None, batch_size), load_s
     model.compile(optimizer=keras.optimizers.AdamW(1e-3), loss=model.default_loss(), jit_compile=model.jit_compile)
-    return model, x, _fit_steps(model, x, y, batch_size), load_s
+    return model, x, _Steps(model, x, y, batch_size), load_s
 
 
 def bench_batch(model, batch_size, length=None):
@@ -229,19 +236,26 @@ def _repeat(array_or_dict, times):
     return np.concatenate([array_or_dict] * times)
 
 
-def _fit_steps(model, x, y, batch_size):
-    def run_steps(steps):
-        model.fit(_repeat(x, steps), _repeat(y, steps), batch_size=batch_size, epochs=1,
-                  shuffle=False, verbose=0)
+class _Steps:
+    """`steps(n)` runs n steps of `fit` (with targets `y`) or `predict` (without)
+    over n copies of the batch; `prepare(n)` makes the copies, so that a
+    timing can leave them out (the native loop reuses one batch in place)."""
 
-    return run_steps
+    def __init__(self, model, x, y, batch_size):
+        self.model, self.x, self.y, self.batch_size = model, x, y, batch_size
+        self.prepared = None, None, None  # steps, inputs, targets
 
+    def prepare(self, steps):
+        if self.prepared[0] != steps:
+            self.prepared = steps, _repeat(self.x, steps), None if self.y is None else _repeat(self.y, steps)
 
-def _predict_steps(model, x, batch_size):
-    def run_steps(steps):
-        model.predict(_repeat(x, steps), batch_size=batch_size, verbose=0)
-
-    return run_steps
+    def __call__(self, steps):
+        self.prepare(steps)
+        _, x, y = self.prepared
+        if y is None:
+            self.model.predict(x, batch_size=self.batch_size, verbose=0)
+        else:
+            self.model.fit(x, y, batch_size=self.batch_size, epochs=1, shuffle=False, verbose=0)
 
 
 def _check_arguments(mode, batch_size, length, min_seconds):

@@ -267,7 +267,7 @@ def build_parser():
                        help="compile the steps (XLA / jax.jit / torch.compile); auto: the measured best")
     bench.add_argument("--min-seconds", type=float, default=3.0, help="length of the timed run")
     bench.add_argument("--json", action="store_true", help="print the results as JSON")
-    bench.add_argument("--profile", metavar="FILE", help="write where the time goes (cProfile, torch.profiler) to FILE")
+    bench.add_argument("--profile", metavar="FILE", help="write where the time goes (cProfile; torch.profiler or XLA operations) to FILE")
     bench.set_defaults(run=bench_command)
     return parser
 
