@@ -33,8 +33,8 @@ def test_time_steps_runs_until_the_steady_run_is_long_enough():
         time.sleep(0.4)
 
     timing = bench.time_steps(run_steps, batch_size=4, min_seconds=0.1, prepare=prepare)
-    assert calls[0] == 1 and calls[-1] == timing.steps >= 2
-    assert prepared == calls
+    assert calls[0] == 1 and calls[-1] == calls[-2] == timing.steps >= 2  # the steady run, twice
+    assert prepared == calls[:-1]
     assert 0.1 <= timing.seconds < 0.4  # a run lasts ~0.1-0.2 s: preparing it is not counted
     assert timing.samples_per_s == pytest.approx(4 * timing.steps / timing.seconds)
     assert 0.002 * timing.steps <= timing.seconds
@@ -45,7 +45,7 @@ def test_benchmark_measures_a_preset(mode):
     result = bench.benchmark("dense-tiny", mode=mode, batch_size=8, min_seconds=0.2)
     assert (result.preset, result.mode, result.backend) == ("dense-tiny", mode, keras.backend.backend())
     assert result.samples_per_s == pytest.approx(8 * result.steps / result.seconds)
-    assert result.steps >= 2 and result.seconds >= 0.2
+    assert result.steps >= 2 and result.seconds > 0  # the faster of two runs, the first >= 0.2 s
     assert result.first_step_s > 0 and result.load_s > 0 and result.peak_memory_mb > 50
     assert result.length is None and result.versions.startswith("keras ")
 

@@ -6,9 +6,10 @@ synthetic batch of the preset's own input shapes (`model.example_batch`):
 - `load_s`: the cold `zoo.load` (building the model, reading the weights);
 - `first_step_s`: the first training step (or prediction), compilation
   included;
-- `samples_per_s`: the steady state, from a run of whole steps lasting at
-  least `min_seconds`, through the entry points users call: `model.fit`
-  (AdamW, the model's default loss) or `model.predict`;
+- `samples_per_s`: the steady state, from the faster of two runs of the same
+  whole steps (the first lasting at least `min_seconds`), through the entry
+  points users call: `model.fit` (AdamW, the model's default loss) or
+  `model.predict`;
 - `peak_memory_mb`: the process' peak resident memory (host memory: on a GPU
   the model's memory is on the device).
 
@@ -68,7 +69,11 @@ class BenchResult:
 
 def time_steps(run_steps, batch_size, min_seconds=3.0, min_steps=2, prepare=None):
     """Time `run_steps(1)` (the first step: compiling and warming up), then
-    `run_steps(n)` with n grown until one run lasts `min_seconds`.
+    `run_steps(n)` with n grown until one run lasts `min_seconds`, then that
+    run once more, keeping the faster of the two: a first run of a new size
+    also pays the operating system for fresh memory (on the 2-core VM, numpy's
+    huge-page faults made a first predict with 64 MB of logits per batch
+    about 2x slower than the next one).
 
     `run_steps(n)` must run n steps of `batch_size` samples and return only
     once they are done (no pending asynchronous work). `prepare(n)`, if given,
@@ -92,6 +97,9 @@ def time_steps(run_steps, batch_size, min_seconds=3.0, min_steps=2, prepare=None
         run_steps(steps)
         seconds = time.perf_counter() - start
         if seconds >= min_seconds:
+            start = time.perf_counter()
+            run_steps(steps)
+            seconds = min(seconds, time.perf_counter() - start)
             return Timing(first_step_s, steps, seconds, batch_size)
         # Aim 20% past the goal so that the next run usually is the last.
         # Grown at most 16x a time: a run slowed down by a busy machine must
