@@ -102,8 +102,8 @@ def _xla_operator_table(run, argument, top):
             if not line.name.startswith("tf_XLA"):  # the threads of XLA's CPU and device clients
                 continue
             for event in line.events:
-                if event.name.startswith(("ThreadpoolListener", "ThunkExecutor", "end: ")):
-                    continue  # markers of the executor, not operations
+                if event.name.startswith(("ThreadpoolListener", "ThunkExecutor", "SlinkyThreadPool", "end: ")):
+                    continue  # the executor's markers and waits, not operations
                 kind = re.sub(r"\.\d+$", "", event.name)  # "convolution.12" -> "convolution"
                 seconds[kind] += event.duration_ns / 1e9
                 calls[kind] += 1
