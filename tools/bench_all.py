@@ -189,13 +189,14 @@ def merge_rows(recorded, measured):
     new_rows = {}
     for row in measured:
         new_rows.setdefault(row["preset"], []).append(row)
-    merged = []
+    merged, placed = [], set()
     for row in recorded:
-        if row["preset"] not in new_rows:
+        preset = row["preset"]
+        if preset not in new_rows:
             merged.append(row)
-        elif not any(kept["preset"] == row["preset"] for kept in merged):
-            merged.extend(new_rows[row["preset"]])
-    placed = {row["preset"] for row in merged}
+        elif preset not in placed:
+            merged.extend(new_rows[preset])
+            placed.add(preset)
     return merged + [row for preset, rows in new_rows.items() if preset not in placed for row in rows]
 
 
