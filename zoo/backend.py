@@ -261,8 +261,11 @@ def _jax_stateless_jit(function, variables):
 
     def pure(values, *arrays):
         with keras.StatelessScope(state_mapping=zip(variables, values)) as scope:
+            before = [scope.get_current_value(variable) for variable in variables]
             outputs = function(*arrays)
-        assigned[:] = [i for i, variable in enumerate(variables) if scope.get_current_value(variable) is not None]
+        # Only the variables the function assigned leave the program: returning
+        # every one would copy all the weights out of each call.
+        assigned[:] = [i for i, variable in enumerate(variables) if scope.get_current_value(variable) is not before[i]]
         return outputs, [scope.get_current_value(variables[i]) for i in assigned]
 
     program = jax.jit(pure)
