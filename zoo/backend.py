@@ -279,6 +279,44 @@ def _jax_stateless_jit(function, variables):
     return run
 
 
+def inference_function(model):
+    """`call(batch)` -> `model`'s outputs in inference mode, compiled as its
+    `jit_compile` says, for zoo.predicting's in-place predict; None where
+    Keras' own predict must run: under a distribution (Keras places the data
+    and weights) and for torch.compile (Keras compiles its own step).
+
+    Example:
+    >>> import numpy as np, zoo
+    >>> model = zoo.load("dense-tiny")
+    >>> call = inference_function(model)
+    >>> np.asarray(call(np.zeros((2, 30), "float32"))).shape
+    (2, 2)
+    """
+    if keras.distribution.distribution() is not None or _in_tf_distribute_scope():
+        return None
+    compiled = bool(model.jit_compile) and not model.run_eagerly
+
+    def call(batch):
+        return model(batch, training=False)
+
+    if name() == "jax":
+        return compile_function(call, model.variables) if compiled else call
+    if name() == "tensorflow":
+        import tensorflow as tf
+
+        # Keras' predict runs a graph even without XLA; so does this.
+        return call if model.run_eagerly else tf.function(call, jit_compile=compiled, reduce_retracing=True)
+    if compiled:
+        return None
+    import torch
+
+    def call_without_autograd(batch):
+        with torch.inference_mode():
+            return model(batch, training=False)
+
+    return call_without_autograd
+
+
 def forget_compiled_programs():
     """Make torch.compile start afresh (it does nothing on other backends).
 

@@ -9,7 +9,7 @@ free of code; reloading simply calls the constructor again.
 import keras
 import numpy as np
 
-from zoo import backend
+from zoo import backend, predicting
 from zoo.architectures.config import config_to_dict, make_config
 
 PAD_ID = 0  # token id 0 is padding in every token-based family
@@ -75,6 +75,24 @@ class ZooModel(keras.Model):
         if steps_per_execution is None:
             steps_per_execution = backend.steps_per_execution(self.default_steps_per_execution)
         super().compile(*args, steps_per_execution=steps_per_execution, **kwargs)
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """Keras' `predict`. Arrays in memory (an array, or a dict of arrays
+        for several inputs) take a leaner path with the same results,
+        callbacks and progress bar: each batch's outputs are copied into one
+        output array (see zoo/predicting.py), where Keras keeps every batch
+        and joins them at the end, holding the outputs twice.
+
+        Example:
+        >>> import zoo
+        >>> model = zoo.load("dense-tiny")
+        >>> model.predict(np.zeros((70, 30), "float32"), batch_size=32, verbose=0).shape
+        (70, 2)
+        """
+        predicting.check_batch_size(batch_size)
+        if predicting.predicts_in_place(self, x, batch_size, steps):
+            return predicting.predict_arrays(self, x, batch_size, verbose, callbacks)
+        return super().predict(x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks)
 
     def build_graph(self, config):
         raise NotImplementedError

@@ -1,0 +1,141 @@
+"""ZooModel.predict's in-place path for arrays (zoo/predicting.py) against
+Keras' own predict, on every backend: same outputs, callbacks, progress bar
+and early stop; Keras' path where the in-place one does not apply."""
+
+import keras
+import numpy as np
+import pytest
+
+import zoo
+from conftest import ALL_PRESETS
+from zoo import backend, predicting
+from zoo.errors import InvalidConfigError
+
+TINY_PRESETS = [name for name in ALL_PRESETS if name.endswith("-tiny")]
+ROWS, BATCH = 37, 8  # five batches, the last one ragged
+
+
+def keras_predict(model, x, **options):
+    return keras.Model.predict(model, x, **options)
+
+
+def in_place_expected(model):
+    """Dense models run 32 steps per call on jax / tensorflow: Keras' loop
+    serves them (see ZooModel.default_steps_per_execution)."""
+    return model.steps_per_execution == 1
+
+
+class Recorder(keras.callbacks.Callback):
+    """What predict tells its callbacks, in order; stops after `stop_after` batches."""
+
+    def __init__(self, stop_after=None):
+        super().__init__()
+        self.events, self.stop_after = [], stop_after
+
+    def on_predict_begin(self, logs=None):
+        self.events.append(("begin",))
+
+    def on_predict_batch_begin(self, batch, logs=None):
+        self.events.append(("batch_begin", batch))
+
+    def on_predict_batch_end(self, batch, logs=None):
+        rows = keras.ops.convert_to_numpy(logs["outputs"]).shape[0]
+        self.events.append(("batch_end", batch, rows))
+        if self.stop_after is not None and batch + 1 >= self.stop_after:
+            self.model.stop_predicting = True
+
+    def on_predict_end(self, logs=None):
+        self.events.append(("end",))
+
+
+@pytest.mark.parametrize("name", TINY_PRESETS)
+def test_same_outputs_as_keras_predict(name):
+    model = zoo.load(name)
+    x, _ = model.example_batch(ROWS, seed=1)
+    ours = model.predict(x, batch_size=BATCH, verbose=0)
+    # Keras builds its predict step only when its own predict runs.
+    assert (model.predict_function is None) == in_place_expected(model)
+    expected = keras_predict(model, x, batch_size=BATCH, verbose=0)
+    assert ours.shape == expected.shape and ours.dtype == expected.dtype
+    np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_callbacks_see_what_keras_shows_them():
+    model = zoo.load("transformer-decoder-tiny")
+    x, _ = model.example_batch(ROWS, seed=1)
+    ours, theirs = Recorder(), Recorder()
+    model.predict(x, batch_size=BATCH, verbose=0, callbacks=[ours])
+    keras_predict(model, x, batch_size=BATCH, verbose=0, callbacks=[theirs])
+    assert ours.events == theirs.events
+    assert ours.events[-2] == ("batch_end", 4, ROWS - 4 * BATCH)
+
+
+def test_stop_predicting_returns_the_rows_done():
+    model = zoo.load("transformer-tiny")
+    x, _ = model.example_batch(ROWS, seed=1)
+    ours = model.predict(x, batch_size=BATCH, verbose=0, callbacks=[Recorder(stop_after=2)])
+    expected = keras_predict(model, x, batch_size=BATCH, verbose=0, callbacks=[Recorder(stop_after=2)])
+    assert ours.shape[0] == expected.shape[0] == 2 * BATCH
+    np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_progress_bar_only_when_verbose(capsys):
+    model = zoo.load("lstm-tiny")
+    x, _ = model.example_batch(ROWS, seed=1)
+    model.predict(x, batch_size=BATCH, verbose=0)
+    assert capsys.readouterr().out == ""
+    model.predict(x, batch_size=BATCH, verbose=1)
+    assert "5/5" in capsys.readouterr().out
+
+
+def test_new_weights_are_used():
+    """Compiled programs take the weights as arguments, never as constants."""
+    model = zoo.load("cnn-tiny")
+    x, _ = model.example_batch(ROWS, seed=1)
+    before = model.predict(x, batch_size=BATCH, verbose=0)
+    model.set_weights([weight * 1.5 for weight in model.get_weights()])
+    after = model.predict(x, batch_size=BATCH, verbose=0)
+    assert np.max(np.abs(after - before)) > 1e-3
+    np.testing.assert_allclose(after, keras_predict(model, x, batch_size=BATCH, verbose=0), rtol=1e-6, atol=1e-6)
+
+
+def test_switching_jit_makes_a_new_program():
+    model = zoo.load("transformer-encoder-tiny", jit_compile=False)
+    x, _ = model.example_batch(ROWS, seed=1)
+    eager = model.predict(x, batch_size=BATCH, verbose=0)
+    program = predicting.inference_function(model)
+    backend.set_jit_compile(model, True)
+    if backend.name() == "torch":
+        # torch.compile is Keras' compiled predict step, not this path.
+        assert predicting.inference_function(model) is None
+        return
+    assert predicting.inference_function(model) not in (None, program)
+    np.testing.assert_allclose(model.predict(x, batch_size=BATCH, verbose=0), eager, rtol=1e-5, atol=1e-5)
+
+
+class Batches(keras.utils.PyDataset):
+    def __init__(self, x):
+        super().__init__()
+        self.x = x
+
+    def __len__(self):
+        return int(np.ceil(len(self.x) / BATCH))
+
+    def __getitem__(self, index):
+        return self.x[index * BATCH : (index + 1) * BATCH]
+
+
+def test_keras_serves_the_rest():
+    model = zoo.load("transformer-encoder-tiny")
+    x, _ = model.example_batch(ROWS, seed=1)
+    whole = model.predict(x, batch_size=BATCH, verbose=0)
+    assert not predicting.predicts_in_place(model, x, BATCH, steps=2)
+    assert not predicting.predicts_in_place(model, Batches(x), None, None)
+    assert not predicting.predicts_in_place(model, [x], BATCH, None)
+    assert not predicting.predicts_in_place(model, {"a": x, "b": x[:3]}, BATCH, None)
+    assert not predicting.predicts_in_place(model, x[:0], BATCH, None)
+    np.testing.assert_allclose(model.predict(x, batch_size=BATCH, steps=2, verbose=0), whole[: 2 * BATCH], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(model.predict(Batches(x), verbose=0), whole, rtol=1e-6, atol=1e-6)
+    for bad in (0, -3, 2.5, "32"):
+        with pytest.raises(InvalidConfigError, match="batch_size"):
+            model.predict(x, batch_size=bad, verbose=0)

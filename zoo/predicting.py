@@ -1,0 +1,111 @@
+"""`ZooModel.predict` for arrays in memory: one output array, filled in place.
+
+Keras' predict keeps every batch's output, converts each to numpy and joins
+them at the end, so it holds the outputs twice and copies them twice. A
+language model's logits are large (transformer-decoder-small: 64 MB per
+batch of 32 rows of 64 tokens), and there this bookkeeping costs as much as
+the model on the torch backend. Here the output is allocated once, when the
+first batch is known, and each batch's outputs are copied into it.
+
+Callbacks, the progress bar and `stop_predicting` behave as in Keras'
+predict. Anything else (datasets, generators, `steps=`, distributed
+strategies, several steps per execution, torch.compile) goes to Keras.
+"""
+
+import keras
+import numpy as np
+from keras import tree
+
+from zoo import backend
+from zoo.errors import InvalidConfigError
+
+
+def predicts_in_place(model, x, batch_size, steps):
+    """Whether `predict_arrays` can serve this `model.predict` call."""
+    if steps is not None or model.steps_per_execution != 1:
+        return False
+    return _rows(x) > 0 and inference_function(model) is not None
+
+
+def check_batch_size(batch_size):
+    """Raise `InvalidConfigError` unless `batch_size` is None or a positive
+    whole number (Keras' predict takes 0 for its default and fails obscurely
+    on negative or fractional sizes).
+
+    Example:
+    >>> check_batch_size(0)
+    Traceback (most recent call last):
+    ...
+    zoo.errors.InvalidConfigError: batch_size=0: use a positive whole number of rows per batch, e.g. 32, or None for 32.
+    """
+    if batch_size is None or (isinstance(batch_size, int) and not isinstance(batch_size, bool) and batch_size > 0):
+        return
+    raise InvalidConfigError(
+        f"batch_size={batch_size!r}: use a positive whole number of rows per batch, e.g. 32, or None for 32."
+    )
+
+
+def predict_arrays(model, x, batch_size=None, verbose="auto", callbacks=None):
+    """`model.predict(x, ...)` for `x` an array or a dict of arrays with the
+    same number of rows (see `predicts_in_place`)."""
+    call = inference_function(model)
+    rows = _rows(x)
+    batch_size = batch_size or 32  # Keras' default
+    starts = range(0, rows, batch_size)
+    if not isinstance(callbacks, keras.callbacks.CallbackList):
+        callbacks = keras.callbacks.CallbackList(
+            callbacks, add_progbar=verbose != 0, verbose=verbose, epochs=1, steps=len(starts), model=model
+        )
+    model.stop_predicting = False
+    callbacks.on_predict_begin()
+    outputs, pending, done = None, None, 0
+    for step, start in enumerate(starts):
+        callbacks.on_predict_batch_begin(step)
+        batch_outputs = call(tree.map_structure(lambda array: array[start : start + batch_size], x))
+        if outputs is None:
+            outputs = tree.map_structure(lambda part: _empty_like_rows(part, rows), batch_outputs)
+        # jax computes asynchronously: copy the previous batch out only now,
+        # while this one runs, as Keras' predict lets it run ahead.
+        _copy_into(outputs, pending)
+        done = min(start + batch_size, rows)
+        pending = slice(start, done), batch_outputs
+        callbacks.on_predict_batch_end(step, {"outputs": batch_outputs})
+        if model.stop_predicting:
+            break
+    _copy_into(outputs, pending)
+    callbacks.on_predict_end()
+    return tree.map_structure(lambda whole: whole[:done], outputs)
+
+
+def _empty_like_rows(part, rows):
+    dtype = np.dtype(keras.backend.standardize_dtype(part.dtype))
+    return np.empty((rows, *part.shape[1:]), dtype)
+
+
+def _copy_into(outputs, pending):
+    if pending is not None:
+        rows, parts = pending
+        # np.asarray reads each backend's CPU tensor without a copy of its own.
+        tree.map_structure(lambda whole, part: whole.__setitem__(rows, np.asarray(part)), outputs, parts)
+
+
+def inference_function(model):
+    """The model's inference call as `backend.inference_function` compiles it,
+    kept on the model until its jit setting or variables change (LoRA adds
+    variables); None where Keras' predict must run."""
+    key = (model.jit_compile, model.run_eagerly, tuple(id(variable) for variable in model.variables))
+    cached = model.__dict__.get("_zoo_inference_function")
+    if cached is None or cached[0] != key:
+        cached = key, backend.inference_function(model)
+        # Set past Keras' attribute tracking: a function, not a layer.
+        object.__setattr__(model, "_zoo_inference_function", cached)
+    return cached[1]
+
+
+def _rows(x):
+    """Rows of `x` when it is an array or a dict of arrays with one row count, else 0."""
+    arrays = list(x.values()) if isinstance(x, dict) else [x]
+    if not arrays or not all(isinstance(array, np.ndarray) and array.ndim > 0 for array in arrays):
+        return 0
+    counts = {len(array) for array in arrays}
+    return counts.pop() if len(counts) == 1 else 0
