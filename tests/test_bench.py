@@ -157,3 +157,12 @@ def test_targets_take_each_backends_better_jit_setting():
     verdicts = bench_all.target_verdicts(rows)
     assert verdicts["cnn-small", "train"] == {"best": ("torch", 1.2), "worst": ("jax", 0.8), "met": True}
     assert verdicts["lstm-small", "infer"]["met"] is False  # jax below the 0.7x floor
+
+
+def test_readme_shows_the_recorded_run():
+    """The README's speed table is `bench_all.py --markdown` of the CSV in
+    benchmarks/, so a new run cannot land without its table (or the reverse)."""
+    rows = bench_all.read_rows(ROOT / "benchmarks" / "results-cpu.csv")
+    assert bench_all.markdown_table(rows) in (ROOT / "README.md").read_text(), (
+        "update the README's table: python tools/bench_all.py --markdown"
+    )
