@@ -139,3 +139,27 @@ def test_keras_serves_the_rest():
     for bad in (0, -3, 2.5, "32"):
         with pytest.raises(InvalidConfigError, match="batch_size"):
             model.predict(x, batch_size=bad, verbose=0)
+
+
+def distribution_scope():
+    """One-device data parallelism in this process: Keras' DataParallel on jax,
+    a tf.distribute strategy on TensorFlow. Torch's is DDP processes, each of
+    which predicts on its own (tests/test_torch_ddp.py)."""
+    if backend.name() == "jax":
+        return keras.distribution.DataParallel(devices=keras.distribution.list_devices()[:1]).scope()
+    if backend.name() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.distribute.OneDeviceStrategy("/cpu:0").scope()
+    pytest.skip("jax and tensorflow only: torch has no in-process distribution")
+
+
+def test_distributions_predict_through_keras():
+    model = zoo.load("transformer-encoder-tiny")
+    x, _ = model.example_batch(ROWS, seed=1)
+    alone = model.predict(x, batch_size=BATCH, verbose=0)  # fills the cache of the in-place path
+    with distribution_scope():
+        assert not predicting.predicts_in_place(model, x, BATCH, None)
+        distributed = model.predict(x, batch_size=BATCH, verbose=0)
+    assert model.predict_function is not None  # Keras' own predict ran
+    np.testing.assert_allclose(distributed, alone, rtol=1e-5, atol=1e-5)

@@ -188,6 +188,17 @@ def resolve_jit_compile(jit_compile, model=None):
     return AUTO_JIT_COMPILE.get((name(), device_kind()), False)
 
 
+def under_distribution():
+    """Whether a Keras distribution (jax) or a tf.distribute strategy's scope
+    is active: Keras then places the data and weights itself.
+
+    Example:
+    >>> under_distribution()
+    False
+    """
+    return keras.distribution.distribution() is not None or _in_tf_distribute_scope()
+
+
 def _in_tf_distribute_scope():
     if name() != "tensorflow":
         return False
@@ -281,9 +292,8 @@ def _jax_stateless_jit(function, variables):
 
 def inference_function(model):
     """`call(batch)` -> `model`'s outputs in inference mode, compiled as its
-    `jit_compile` says, for zoo.predicting's in-place predict; None where
-    Keras' own predict must run: under a distribution (Keras places the data
-    and weights) and for torch.compile (Keras compiles its own step).
+    `jit_compile` says, for zoo.predicting's in-place predict; None for
+    torch.compile, where Keras' predict compiles its own step.
 
     Example:
     >>> import numpy as np, zoo
@@ -292,8 +302,6 @@ def inference_function(model):
     >>> np.asarray(call(np.zeros((2, 30), "float32"))).shape
     (2, 2)
     """
-    if keras.distribution.distribution() is not None or _in_tf_distribute_scope():
-        return None
     compiled = bool(model.jit_compile) and not model.run_eagerly
 
     def call(batch):

@@ -92,7 +92,10 @@ def _copy_into(outputs, pending):
 def inference_function(model):
     """The model's inference call as `backend.inference_function` compiles it,
     kept on the model until its jit setting or variables change (LoRA adds
-    variables); None where Keras' predict must run."""
+    variables); None where Keras' predict must run (under a distribution, or
+    torch.compile)."""
+    if backend.under_distribution():
+        return None
     key = (model.jit_compile, model.run_eagerly, tuple(id(variable) for variable in model.variables))
     cached = model.__dict__.get("_zoo_inference_function")
     if cached is None or cached[0] != key:
