@@ -8,6 +8,7 @@ import contextlib
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from zoo.errors import InvalidConfigError
 
@@ -323,6 +324,20 @@ def inference_function(model):
             return model(batch, training=False)
 
     return call_without_autograd
+
+
+def host_array(tensor):
+    """`tensor` as a numpy array, without a copy where it already lies in host
+    memory (jax and TensorFlow CPU arrays, torch CPU tensors); device memory
+    is copied to the host. np.asarray alone fails on a torch CUDA tensor.
+
+    Example:
+    >>> host_array(keras.ops.ones((2,))).tolist()
+    [1.0, 1.0]
+    """
+    if name() == "torch":
+        return tensor.detach().cpu().numpy()
+    return np.asarray(tensor)
 
 
 def forget_compiled_programs():

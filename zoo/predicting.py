@@ -85,8 +85,7 @@ def _empty_like_rows(part, rows):
 def _copy_into(outputs, pending):
     if pending is not None:
         rows, parts = pending
-        # np.asarray reads each backend's CPU tensor without a copy of its own.
-        tree.map_structure(lambda whole, part: whole.__setitem__(rows, np.asarray(part)), outputs, parts)
+        tree.map_structure(lambda whole, part: whole.__setitem__(rows, backend.host_array(part)), outputs, parts)
 
 
 def inference_function(model):
