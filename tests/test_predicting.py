@@ -129,11 +129,11 @@ def test_keras_serves_the_rest():
     model = zoo.load("transformer-encoder-tiny")
     x, _ = model.example_batch(ROWS, seed=1)
     whole = model.predict(x, batch_size=BATCH, verbose=0)
-    assert not predicting.predicts_in_place(model, x, BATCH, steps=2)
-    assert not predicting.predicts_in_place(model, Batches(x), None, None)
-    assert not predicting.predicts_in_place(model, [x], BATCH, None)
-    assert not predicting.predicts_in_place(model, {"a": x, "b": x[:3]}, BATCH, None)
-    assert not predicting.predicts_in_place(model, x[:0], BATCH, None)
+    assert predicting.in_place_call(model, x, steps=2) is None
+    assert predicting.in_place_call(model, Batches(x), None) is None
+    assert predicting.in_place_call(model, [x], None) is None
+    assert predicting.in_place_call(model, {"a": x, "b": x[:3]}, None) is None
+    assert predicting.in_place_call(model, x[:0], None) is None
     np.testing.assert_allclose(model.predict(x, batch_size=BATCH, steps=2, verbose=0), whole[: 2 * BATCH], rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(model.predict(Batches(x), verbose=0), whole, rtol=1e-6, atol=1e-6)
     for bad in (0, -3, 2.5, "32"):
@@ -159,7 +159,7 @@ def test_distributions_predict_through_keras():
     x, _ = model.example_batch(ROWS, seed=1)
     alone = model.predict(x, batch_size=BATCH, verbose=0)  # fills the cache of the in-place path
     with distribution_scope():
-        assert not predicting.predicts_in_place(model, x, BATCH, None)
+        assert predicting.in_place_call(model, x, None) is None
         distributed = model.predict(x, batch_size=BATCH, verbose=0)
     assert model.predict_function is not None  # Keras' own predict ran
     np.testing.assert_allclose(distributed, alone, rtol=1e-5, atol=1e-5)

@@ -20,11 +20,12 @@ from zoo import backend
 from zoo.errors import InvalidConfigError
 
 
-def predicts_in_place(model, x, batch_size, steps):
-    """Whether `predict_arrays` can serve this `model.predict` call."""
-    if steps is not None or model.steps_per_execution != 1:
-        return False
-    return _rows(x) > 0 and inference_function(model) is not None
+def in_place_call(model, x, steps):
+    """The batch call `predict_arrays` runs for this `model.predict(x,
+    steps=steps)`, or None where Keras' predict serves it."""
+    if steps is not None or model.steps_per_execution != 1 or _rows(x) == 0:
+        return None
+    return inference_function(model)
 
 
 def check_batch_size(batch_size):
@@ -45,10 +46,8 @@ def check_batch_size(batch_size):
     )
 
 
-def predict_arrays(model, x, batch_size=None, verbose="auto", callbacks=None):
-    """`model.predict(x, ...)` for `x` an array or a dict of arrays with the
-    same number of rows (see `predicts_in_place`)."""
-    call = inference_function(model)
+def predict_arrays(model, call, x, batch_size=None, verbose="auto", callbacks=None):
+    """`model.predict(x, ...)` with the batch call from `in_place_call`."""
     rows = _rows(x)
     batch_size = batch_size or 32  # Keras' default
     starts = range(0, rows, batch_size)

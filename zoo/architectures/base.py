@@ -90,8 +90,9 @@ class ZooModel(keras.Model):
         (70, 2)
         """
         predicting.check_batch_size(batch_size)
-        if predicting.predicts_in_place(self, x, batch_size, steps):
-            return predicting.predict_arrays(self, x, batch_size, verbose, callbacks)
+        call = predicting.in_place_call(self, x, steps)
+        if call is not None:
+            return predicting.predict_arrays(self, call, x, batch_size, verbose, callbacks)
         return super().predict(x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks)
 
     def build_graph(self, config):
