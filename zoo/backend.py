@@ -306,7 +306,8 @@ def inference_function(model):
     compiled = bool(model.jit_compile) and not model.run_eagerly
 
     def call(batch):
-        return model(batch, training=False)
+        with inference_mode():
+            return model(batch, training=False)
 
     if name() == "jax":
         return compile_function(call, model.variables) if compiled else call
@@ -315,15 +316,7 @@ def inference_function(model):
 
         # Keras' predict runs a graph even without XLA; so does this.
         return call if model.run_eagerly else tf.function(call, jit_compile=compiled, reduce_retracing=True)
-    if compiled:
-        return None
-    import torch
-
-    def call_without_autograd(batch):
-        with torch.inference_mode():
-            return model(batch, training=False)
-
-    return call_without_autograd
+    return None if compiled else call
 
 
 def host_array(tensor):
