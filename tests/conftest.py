@@ -10,6 +10,7 @@ import zoo
 # "cnn-small.digits" share an architecture with one of them and are covered by
 # test_pretrained.py, which keeps the per-backend suite inside CI's time budget.
 ALL_PRESETS = [name for name in zoo.list_presets() if "." not in name]
+TINY_PRESETS = [name for name in ALL_PRESETS if name.endswith("-tiny")]
 GENERATIVE_FAMILIES = ("transformer-decoder", "transformer")
 SEQUENCE_FAMILIES = ("lstm", "transformer-encoder", "transformer-decoder", "transformer")
 

@@ -13,13 +13,12 @@ import pytest
 from sklearn import metrics
 
 import zoo
-from conftest import ALL_PRESETS, to_numpy
+from conftest import TINY_PRESETS, to_numpy
 from tools import measure_jit
 from zoo import backend, hub
 from zoo.architectures import generation
 from zoo.errors import InvalidConfigError
 
-TINY_PRESETS = [name for name in ALL_PRESETS if name.endswith("-tiny")]
 TORCH_COMPILED = ("dense-tiny",)  # see the module docstring
 GENERATION_COMPILES = backend.compile_function(lambda: None) is not None  # not on torch
 

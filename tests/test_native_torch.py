@@ -14,11 +14,10 @@ import pytest
 import torch
 
 import zoo
-from conftest import ALL_PRESETS, SEQUENCE_FAMILIES
+from conftest import SEQUENCE_FAMILIES, TINY_PRESETS
 from tools import native_torch
 from zoo.errors import InvalidConfigError
 
-TINY_PRESETS = [name for name in ALL_PRESETS if name.endswith("-tiny")]
 # (preset, config overrides): every tiny preset, and the LSTMs that read every step
 # (a language model over tokens, a forecaster over feature sequences).
 CHECKED_MODELS = [(name, {}) for name in TINY_PRESETS] + [

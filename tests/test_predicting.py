@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 
 import zoo
-from conftest import ALL_PRESETS
+from conftest import TINY_PRESETS
 from zoo import backend, predicting
 from zoo.errors import InvalidConfigError
 
-TINY_PRESETS = [name for name in ALL_PRESETS if name.endswith("-tiny")]
 ROWS, BATCH = 37, 8  # five batches, the last one ragged
 
 
