@@ -224,8 +224,9 @@ def test_dense_models_run_many_steps_per_call_where_keras_allows_it():
     assert small.steps_per_execution == many
     small.compile(optimizer="adam", loss=small.default_loss())
     assert small.steps_per_execution == many
+    assert small.predict_batches_per_call == 32  # zoo's own predict, on every backend
     small.compile(optimizer="adam", loss=small.default_loss(), steps_per_execution=1)
-    assert small.steps_per_execution == 1
+    assert small.steps_per_execution == small.predict_batches_per_call == 1
     assert zoo.load("dense-tiny", hidden_units=[1024, 1024]).steps_per_execution == 1  # over a million weights
     assert zoo.load("lstm-tiny").steps_per_execution == 1
 

@@ -18,12 +18,6 @@ def keras_predict(model, x, **options):
     return keras.Model.predict(model, x, **options)
 
 
-def in_place_expected(model):
-    """Dense models run 32 steps per call on jax / tensorflow: Keras' loop
-    serves them (see ZooModel.default_steps_per_execution)."""
-    return model.steps_per_execution == 1
-
-
 class Recorder(keras.callbacks.Callback):
     """What predict tells its callbacks, in order; stops after `stop_after` batches."""
 
@@ -53,7 +47,7 @@ def test_same_outputs_as_keras_predict(name):
     x, _ = model.example_batch(ROWS, seed=1)
     ours = model.predict(x, batch_size=BATCH, verbose=0)
     # Keras builds its predict step only when its own predict runs.
-    assert (model.predict_function is None) == in_place_expected(model)
+    assert model.predict_function is None
     expected = keras_predict(model, x, batch_size=BATCH, verbose=0)
     assert ours.shape == expected.shape and ours.dtype == expected.dtype
     np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-6)
@@ -67,6 +61,27 @@ def test_callbacks_see_what_keras_shows_them():
     keras_predict(model, x, batch_size=BATCH, verbose=0, callbacks=[theirs])
     assert ours.events == theirs.events
     assert ours.events[-2] == ("batch_end", 4, ROWS - 4 * BATCH)
+
+
+def test_many_batches_per_call_as_keras_runs_many_steps_per_execution():
+    """Dense models run 32 batches per call (ZooModel.default_steps_per_execution);
+    callbacks see one begin and end per call, as Keras shows an execution's."""
+    model = zoo.load("dense-tiny")
+    x, _ = model.example_batch(ROWS, seed=1)
+    ours, theirs = Recorder(), Recorder()
+    outputs = model.predict(x, batch_size=1, verbose=0, callbacks=[ours])
+    calls = [("batch_begin", 0), ("batch_end", 31, 32), ("batch_begin", 32), ("batch_end", 63, ROWS - 32)]
+    assert ours.events == [("begin",), *calls, ("end",)]
+    if model.steps_per_execution == 32:  # Keras' torch trainer runs one step per call
+        keras_outputs = keras_predict(model, x, batch_size=1, verbose=0, callbacks=[theirs])
+        assert ours.events == theirs.events
+    else:
+        keras_outputs = keras_predict(model, x, batch_size=1, verbose=0)
+    np.testing.assert_allclose(outputs, keras_outputs, rtol=1e-6, atol=1e-6)
+    model.compile(optimizer="adam", loss=model.default_loss(), steps_per_execution=1)
+    one_per_call = Recorder()
+    model.predict(x, batch_size=8, verbose=0, callbacks=[one_per_call])
+    assert [event[1] for event in one_per_call.events if event[0] == "batch_end"] == [0, 1, 2, 3, 4]
 
 
 def test_stop_predicting_returns_the_rows_done():

@@ -7,10 +7,20 @@ batch of 32 rows of 64 tokens), and there this bookkeeping costs as much as
 the model on the torch backend. Here the output is allocated once, when the
 first batch is known, and each batch's outputs are copied into it.
 
+A model that runs several steps per execution (the dense family: 32) has
+that many batches computed as one call here: the rows of a batch do not
+meet in inference, so the outputs are the same, and one call of 32 batches
+costs a small model hardly more than one of a single batch (Keras' per-call
+overhead is most of a dense model's step, on torch above all, where Keras'
+trainer takes one step per call). Callbacks see one batch begin and end
+per call, numbered as Keras numbers executions.
+
 Callbacks, the progress bar and `stop_predicting` behave as in Keras'
 predict. Anything else (datasets, generators, `steps=`, distributed
-strategies, several steps per execution, torch.compile) goes to Keras.
+strategies, torch.compile) goes to Keras.
 """
+
+import math
 
 import keras
 import numpy as np
@@ -23,7 +33,7 @@ from zoo.errors import InvalidConfigError
 def in_place_call(model, x, steps):
     """The batch call `predict_arrays` runs for this `model.predict(x,
     steps=steps)`, or None where Keras' predict serves it."""
-    if steps is not None or model.steps_per_execution != 1 or _rows(x) == 0:
+    if steps is not None or _rows(x) == 0:
         return None
     return inference_function(model)
 
@@ -50,25 +60,28 @@ def predict_arrays(model, call, x, batch_size=None, verbose="auto", callbacks=No
     """`model.predict(x, ...)` with the batch call from `in_place_call`."""
     rows = _rows(x)
     batch_size = batch_size or 32  # Keras' default
-    starts = range(0, rows, batch_size)
+    batches = math.ceil(rows / batch_size)
+    per_call = model.predict_batches_per_call
     if not isinstance(callbacks, keras.callbacks.CallbackList):
         callbacks = keras.callbacks.CallbackList(
-            callbacks, add_progbar=verbose != 0, verbose=verbose, epochs=1, steps=len(starts), model=model
+            callbacks, add_progbar=verbose != 0, verbose=verbose, epochs=1, steps=batches, model=model
         )
     model.stop_predicting = False
     callbacks.on_predict_begin()
     outputs, pending, done = None, None, 0
-    for step, start in enumerate(starts):
+    for step in range(0, batches, per_call):
         callbacks.on_predict_batch_begin(step)
-        batch_outputs = call(tree.map_structure(lambda array: array[start : start + batch_size], x))
+        start, stop = step * batch_size, (step + per_call) * batch_size
+        batch_outputs = call(tree.map_structure(lambda array: array[start:stop], x))
         if outputs is None:
             outputs = tree.map_structure(lambda part: _empty_like_rows(part, rows), batch_outputs)
         # jax computes asynchronously: copy the previous batch out only now,
         # while this one runs, as Keras' predict lets it run ahead.
         _copy_into(outputs, pending)
-        done = min(start + batch_size, rows)
+        done = min(stop, rows)
         pending = slice(start, done), batch_outputs
-        callbacks.on_predict_batch_end(step, {"outputs": batch_outputs})
+        # Keras numbers an execution's end by its last batch, as here.
+        callbacks.on_predict_batch_end(step + per_call - 1, {"outputs": batch_outputs})
         if model.stop_predicting:
             break
     _copy_into(outputs, pending)

@@ -34,10 +34,12 @@ class ZooModel(keras.Model):
     default_steps_per_execution = 1
     """Steps of `fit`, `evaluate` and `predict` that Keras runs per call into
     the backend on JAX and TensorFlow when `compile()` is not given
-    `steps_per_execution`. Families whose steps take well under a millisecond
-    set more: there Keras' own per-step loop (iterator, callbacks, state
-    hand-over) costs more than the step. Callbacks then see one batch end per
-    execution; `compile(steps_per_execution=1)` brings back one per batch."""
+    `steps_per_execution`, and batches that `predict` on arrays runs as one
+    call on every backend (torch included, see zoo/predicting.py). Families
+    whose steps take well under a millisecond set more: there Keras' own
+    per-step loop (iterator, callbacks, state hand-over) costs more than the
+    step. Callbacks then see one batch end per execution;
+    `compile(steps_per_execution=1)` brings back one per batch."""
     tokenizer = None
     """Text <-> token ids for token families (a keras_hub tokenizer), from the
     preset's assets/tokenizer/ when it has one; `generate` and the zoo
@@ -53,7 +55,7 @@ class ZooModel(keras.Model):
             trainable=trainable,
         )
         self.zoo_config = zoo_config
-        self.steps_per_execution = backend.steps_per_execution(self.default_steps_per_execution)
+        self._set_steps_per_execution(self.default_steps_per_execution)
         # Facts from the preset folder (label names, data set, ...); the
         # loader and zoo.finetune fill it in, save_preset writes it out.
         self.preset_metadata = {}
@@ -73,8 +75,16 @@ class ZooModel(keras.Model):
         """Keras' `compile`; `steps_per_execution` defaults to the family's
         `default_steps_per_execution` instead of 1."""
         if steps_per_execution is None:
-            steps_per_execution = backend.steps_per_execution(self.default_steps_per_execution)
-        super().compile(*args, steps_per_execution=steps_per_execution, **kwargs)
+            steps_per_execution = self.default_steps_per_execution
+        super().compile(*args, steps_per_execution=backend.steps_per_execution(steps_per_execution), **kwargs)
+        self._set_steps_per_execution(steps_per_execution)
+
+    def _set_steps_per_execution(self, requested):
+        self.steps_per_execution = backend.steps_per_execution(requested)
+        # Keras' torch trainer takes one step per call, but the zoo's own
+        # predict (zoo/predicting.py) runs the requested batches per call on
+        # every backend.
+        self.predict_batches_per_call = requested
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Keras' `predict`. Arrays in memory (an array, or a dict of arrays
