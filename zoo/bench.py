@@ -151,7 +151,7 @@ def benchmark(name, mode="train", batch_size=32, length=None, jit_compile="auto"
 
 
 def profile(name, mode="train", batch_size=32, length=None, jit_compile="auto", steps=20, top=25):
-    """Where `steps` steady steps of preset `name` spend their time, as text:
+    """Where a second run of `steps` steps of preset `name` spends its time, as text:
     Python's cProfile by own time (the framework's dispatch and Keras' layer
     calls are Python; a compiled program shows as the one call that runs it)
     and the backend's operator table: torch.profiler's on torch, XLA's
@@ -169,8 +169,10 @@ def profile(name, mode="train", batch_size=32, length=None, jit_compile="auto", 
 
     _check_arguments(mode, batch_size, length, 1.0)
     model, _, run_steps, _ = _prepare(name, mode, batch_size, length, jit_compile)
-    run_steps(2)  # compile and warm up outside the profile
-    run_steps.prepare(steps)
+    # Outside the profile: compile, warm up, and run once at this size, so
+    # that the profile shows the steady state (a first run of a new size
+    # also pays for fresh memory; see time_steps).
+    run_steps(steps)
     profiler = cProfile.Profile()
     profiler.runcall(run_steps, steps)
     text = io.StringIO()
