@@ -12,7 +12,7 @@ import keras
 import pytest
 
 import zoo
-from zoo import bench, cli
+from zoo import backend, bench, cli
 from zoo.errors import InvalidConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,6 +104,16 @@ def test_profile_says_where_the_time_goes():
         assert "convolution" in text and sum(shares) == pytest.approx(100, abs=1)
     else:
         assert "XLA operations" not in text and "aten::" not in text  # tensorflow: cProfile alone
+
+
+def test_a_loop_counts_only_its_own_time_in_the_operator_table():
+    """An XLA while loop's trace event encloses its body's operations: the
+    table must not count the body twice (it once showed an LSTM's loop as
+    half of the time that its matmuls took)."""
+    events = [("add", 130, 5), ("while", 0, 100), ("dot", 10, 30), ("fusion", 50, 40), ("copy", 60, 10), ("dot", 100, 20)]
+    assert backend.own_times(events) == [
+        ("while", 30), ("dot", 30), ("fusion", 30), ("copy", 10), ("dot", 20), ("add", 5)
+    ]
 
 
 def test_command_measures_another_backend_in_a_fresh_process():

@@ -102,17 +102,45 @@ def _xla_operator_table(run, argument, top):
         for line in plane.lines:
             if not line.name.startswith("tf_XLA"):  # the threads of XLA's CPU and device clients
                 continue
-            for event in line.events:
-                if event.name.startswith(("ThreadpoolListener", "ThunkExecutor", "SlinkyThreadPool", "end: ")):
-                    continue  # the executor's markers and waits, not operations
-                kind = re.sub(r"\.\d+$", "", event.name)  # "convolution.12" -> "convolution"
-                seconds[kind] += event.duration_ns / 1e9
+            operations = [
+                (re.sub(r"\.\d+$", "", event.name), event.start_ns, event.duration_ns)  # "convolution.12" -> "convolution"
+                for event in line.events
+                # the executor's markers and waits are not operations
+                if not event.name.startswith(("ThreadpoolListener", "ThunkExecutor", "SlinkyThreadPool", "end: "))
+            ]
+            for kind, own_ns in own_times(operations):
+                seconds[kind] += own_ns / 1e9
                 calls[kind] += 1
     total = sum(seconds.values()) or 1.0
-    lines = [f"XLA operations, time summed over threads: {total:.3f} s", f"{'seconds':>9} {'share':>6} {'calls':>7}  operation"]
+    lines = [
+        f"XLA operations, own time (without nested operations) summed over threads: {total:.3f} s",
+        f"{'seconds':>9} {'share':>6} {'calls':>7}  operation",
+    ]
     for kind, spent in seconds.most_common(top):
         lines.append(f"{spent:9.3f} {spent / total:6.1%} {calls[kind]:7d}  {kind}")
     return "\n".join(lines) + "\n"
+
+
+def own_times(events):
+    """`(name, own_ns)` for each `(name, start_ns, duration_ns)` event of one
+    thread: its duration less that of the events it encloses. A loop's or a
+    call's event in a trace encloses its body's events; summing plain
+    durations would count the body twice.
+
+    Example:
+    >>> own_times([("while", 0, 100), ("dot", 10, 30), ("add", 50, 10)])
+    [('while', 60), ('dot', 30), ('add', 10)]
+    """
+    result, enclosing = [], []  # enclosing: (end_ns, index in result) of the open events
+    for name, start, duration in sorted(events, key=lambda event: (event[1], -event[2])):
+        while enclosing and enclosing[-1][0] <= start:
+            enclosing.pop()
+        if enclosing:
+            parent = enclosing[-1][1]
+            result[parent] = (result[parent][0], result[parent][1] - duration)
+        enclosing.append((start + duration, len(result)))
+        result.append((name, duration))
+    return result
 
 
 def steps_per_execution(requested):
