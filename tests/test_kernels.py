@@ -12,7 +12,7 @@ import zoo
 from conftest import to_numpy
 from zoo import backend
 from zoo.kernels import lstm as lstm_kernels
-from zoo.layers import LSTM
+from zoo.layers import LSTM, Bidirectional
 
 ATOL = 1e-5
 
@@ -85,7 +85,7 @@ def twin_lstms(bidirectional=False, **kwargs):
     """Keras' LSTM and the zoo's, built with the same (random, non-trivial) weights."""
     portable, fused = keras.layers.LSTM(UNITS, **kwargs), LSTM(UNITS, **kwargs)
     if bidirectional:
-        portable, fused = keras.layers.Bidirectional(portable), keras.layers.Bidirectional(fused)
+        portable, fused = keras.layers.Bidirectional(portable), Bidirectional(fused)
     for layer in (portable, fused):
         layer.build((None, STEPS, FEATURES))
     rng = np.random.default_rng(1)
@@ -107,6 +107,41 @@ def test_bidirectional_lstm_matches_keras(return_sequences):
     # Bidirectional makes masked steps output zeros when returning sequences.
     portable, fused = twin_lstms(bidirectional=True, return_sequences=return_sequences)
     assert_same_outputs_and_gradients(portable, fused, lstm_inputs(), RIGHT_PADDED)
+    assert_same_outputs_and_gradients(portable, fused, lstm_inputs(), None)
+
+
+@pytest.mark.skipif(backend.name() != "torch", reason="jax and tensorflow keep Keras' loop (zoo/kernels/lstm.py)")
+@pytest.mark.parametrize("mask", [RIGHT_PADDED, None], ids=["right-padded", "unmasked"])
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_bidirectional_kernel_runs_both_directions_in_one_call(mask, return_sequences):
+    portable, fused = twin_lstms(bidirectional=True, return_sequences=return_sequences)
+    result = lstm_kernels.bidirectional_lstm(
+        fused.forward_layer.cell, fused.backward_layer.cell, lstm_inputs(), mask, return_sequences
+    )
+    assert result is not None
+    expected = to_numpy(portable(lstm_inputs(), mask=mask))
+    np.testing.assert_allclose(to_numpy(result.detach()), expected, atol=ATOL, rtol=0)
+
+
+def test_bidirectional_lstm_without_a_fused_call_gives_keras_results():
+    """A mask that is not right padding, an initial state and input dropout
+    while training (each direction draws its own mask) take Keras' wrapper;
+    dropout in inference (none applied) keeps the fused call."""
+    portable, fused = twin_lstms(bidirectional=True, return_sequences=True)
+    assert_same_outputs_and_gradients(portable, fused, lstm_inputs(), NOT_RIGHT_PADDED)
+    state = [np.random.default_rng(i).normal(size=(4, UNITS)).astype("float32") for i in range(4)]
+    np.testing.assert_allclose(
+        to_numpy(fused(lstm_inputs(), initial_state=state)),
+        to_numpy(portable(lstm_inputs(), initial_state=state)),
+        atol=ATOL,
+        rtol=0,
+    )
+    portable, fused = twin_lstms(bidirectional=True, return_sequences=True, dropout=0.5)
+    assert fused._fused_call_applies(training=False) and not fused._fused_call_applies(training=True)
+    np.testing.assert_allclose(
+        to_numpy(fused(lstm_inputs(), training=False)), to_numpy(portable(lstm_inputs(), training=False)), atol=ATOL, rtol=0
+    )
+    assert to_numpy(fused(lstm_inputs(), training=True)).shape == (4, STEPS, 2 * UNITS)
 
 
 def test_lstm_keeps_previous_output_on_masked_steps_like_keras():

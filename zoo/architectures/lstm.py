@@ -88,7 +88,7 @@ class LSTMModel(ZooModel):
                 units, return_sequences=per_step or not last, name=f"lstm_{index}"
             )
             if config.bidirectional:
-                lstm = keras.layers.Bidirectional(lstm, name=f"bidirectional_{index}")
+                lstm = zoo_layers.Bidirectional(lstm, name=f"bidirectional_{index}")
             x = lstm(x)
             x = keras.layers.Dropout(config.dropout, name=f"dropout_{index}")(x)
         width = {

@@ -14,6 +14,9 @@ tensorflow (train 0.87x, infer 1.2x), on 2 shared CPU cores.
 
 `lstm()` returns what `keras.src.backend.rnn` returns, `(last_output,
 outputs, [h, c])`, or None where no fast path applies.
+`bidirectional_lstm()` runs both directions of a bidirectional layer in one
+call of the same op, as `nn.LSTM(bidirectional=True)` does: the padding is
+packed once for both (Keras runs the two layers one after the other).
 """
 
 import keras
@@ -45,18 +48,90 @@ def lstm(cell, sequences, initial_state, mask, return_sequences, go_backwards, z
     """
     if cell.recurrent_dropout or cell.implementation != 2:
         return None
-    if isinstance(mask, (list, tuple)):
-        mask = mask[0]
     if keras.backend.backend() != "torch":
         return None  # see the module docstring
+    if isinstance(mask, (list, tuple)):
+        mask = mask[0]
     return _torch_lstm(cell, sequences, initial_state, mask, return_sequences, go_backwards, zero_output_for_mask)
 
 
-def _weights(cell, dtype):
+def bidirectional_lstm(forward_cell, backward_cell, sequences, mask, return_sequences):
+    """Both directions of `keras.layers.Bidirectional` over built
+    `keras.layers.LSTMCell`s, merged by concatenation, with Keras' results
+    for a bidirectional layer without initial state (padded steps of returned
+    sequences are zeros, as Keras' Bidirectional makes them) in inference or
+    without input dropout (each direction draws its own mask while training:
+    the caller checks); None where there is no fast path: off torch, with
+    recurrent dropout, other activations, or a mask that is not right padding.
+
+    Example:
+    >>> import numpy as np
+    >>> cells = [keras.layers.LSTMCell(3) for _ in range(2)]
+    >>> for cell in cells:
+    ...     cell.build((None, 2))
+    >>> x = np.ones((1, 4, 2), "float32")
+    >>> result = bidirectional_lstm(*cells, x, None, True)
+    >>> result is None or tuple(result.shape) == (1, 4, 6)
+    True
+    """
+    if keras.backend.backend() != "torch":
+        return None  # see the module docstring
+    for cell in (forward_cell, backward_cell):
+        if cell.recurrent_dropout or cell.implementation != 2:
+            return None
+        if (cell.activation, cell.recurrent_activation) != _STANDARD_ACTIVATIONS:
+            return None
+    import torch
+
+    if isinstance(mask, (list, tuple)):
+        mask = mask[0]
+    x = _float_tensor(sequences)
+    lengths = _packing_lengths(mask, x.shape[1])
+    if lengths is False:
+        return None
+    params = _torch_params(forward_cell, x.dtype) + _torch_params(backward_cell, x.dtype)
+    zeros = torch.zeros(2, x.shape[0], forward_cell.units, dtype=x.dtype, device=x.device)
+    if lengths is None:
+        outputs, h, _ = torch._VF.lstm(x, (zeros, zeros), params, True, 1, 0.0, torch.is_grad_enabled(), True, True)
+    else:
+        outputs, h, _ = _torch_packed_call(x, lengths, (zeros, zeros), params, bidirectional=True)
+    # h: (direction, batch, units); the backward direction's last output is
+    # its state after the first step.
+    return outputs if return_sequences else torch.cat([h[0], h[1]], dim=-1)
+
+
+def _float_tensor(sequences):
+    import torch
+
+    x = keras.ops.convert_to_tensor(sequences)
+    return x if torch.is_floating_point(x) else x.float()
+
+
+def _torch_params(cell, dtype):
+    """The cell's weights as torch's LSTM op takes them, in `dtype`."""
+    import torch
+
     kernel = keras.ops.cast(cell.kernel.value, dtype)
     recurrent_kernel = keras.ops.cast(cell.recurrent_kernel.value, dtype)
-    bias = None if cell.bias is None else keras.ops.cast(cell.bias.value, dtype)
-    return kernel, recurrent_kernel, bias
+    if cell.bias is None:
+        bias = torch.zeros(kernel.shape[1], dtype=dtype, device=kernel.device)
+    else:
+        bias = keras.ops.cast(cell.bias.value, dtype)
+    # Keras' gate order (i, f, c, o) is torch's (i, f, g, o); torch wants
+    # (4 * units, inputs) and has a second bias, zero here.
+    return [kernel.T, recurrent_kernel.T, bias, torch.zeros_like(bias)]
+
+
+def _packing_lengths(mask, steps):
+    """Row lengths to pack by; None where nothing needs packing (no mask, or
+    no padding), False where the mask is not right padding (or has an empty
+    row): then Keras' loop handles it."""
+    if mask is None:
+        return None
+    lengths = _right_padded_lengths(keras.ops.convert_to_tensor(mask).bool())
+    if lengths is None:
+        return False
+    return None if bool((lengths == steps).all()) else lengths
 
 
 def _torch_lstm(cell, sequences, initial_state, mask, return_sequences, go_backwards, zero_output_for_mask):
@@ -64,25 +139,15 @@ def _torch_lstm(cell, sequences, initial_state, mask, return_sequences, go_backw
 
     if (cell.activation, cell.recurrent_activation) != _STANDARD_ACTIVATIONS:
         return None
-    x = keras.ops.convert_to_tensor(sequences)
-    if not torch.is_floating_point(x):
-        x = x.float()
-    kernel, recurrent_kernel, bias = _weights(cell, x.dtype)
+    x = _float_tensor(sequences)
+    params = _torch_params(cell, x.dtype)
     h0, c0 = (keras.ops.cast(s, x.dtype) for s in initial_state)
-    if bias is None:
-        bias = torch.zeros(kernel.shape[1], dtype=x.dtype, device=x.device)
-    # Keras' gate order (i, f, c, o) is torch's (i, f, g, o); torch wants (4 * units, inputs).
-    params = [kernel.T, recurrent_kernel.T, bias, torch.zeros_like(bias)]
     hx = (h0.unsqueeze(0), c0.unsqueeze(0))
-
-    lengths = None
-    if mask is not None:
+    lengths = _packing_lengths(mask, x.shape[1])
+    if lengths is False:
+        return None
+    if lengths is not None:
         mask = keras.ops.convert_to_tensor(mask).bool()
-        lengths = _right_padded_lengths(mask)
-        if lengths is None:
-            return None  # not right padding (or an empty row): Keras' loop handles it
-        if bool((lengths == x.shape[1]).all()):
-            lengths = None  # nothing is padded: no need to pack
 
     if lengths is None:
         if go_backwards:
@@ -109,27 +174,36 @@ def _right_padded_lengths(mask):
 def _torch_packed_lstm(x, lengths, hx, params, mask, go_backwards, zero_output_for_mask):
     """Right-padded rows as a packed sequence; outputs follow Keras' masking rules."""
     import torch
-    from torch.nn.utils import rnn
 
     if go_backwards:
         # Keras reverses whole padded rows, so the padding comes first and keeps
         # the initial state: the same as reversing each row's valid prefix.
         reverse_prefix = _prefix_reversal_index(lengths, x.shape[1])
         x = torch.gather(x, 1, reverse_prefix[:, :, None].expand(-1, -1, x.shape[2]))
-    packed = rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-    sorted_hx = tuple(state.index_select(1, packed.sorted_indices) for state in hx)
-    data, h, c = torch._VF.lstm(
-        packed.data, packed.batch_sizes, sorted_hx, params, True, 1, 0.0, torch.is_grad_enabled(), False
-    )
-    h, c = (state.index_select(1, packed.unsorted_indices) for state in (h, c))
-    packed_outputs = rnn.PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
-    outputs, _ = rnn.pad_packed_sequence(packed_outputs, batch_first=True, total_length=x.shape[1])
+    outputs, h, c = _torch_packed_call(x, lengths, hx, params, bidirectional=False)
     if go_backwards:
         # Back to Keras' processing order: padded (zero-output) steps first.
         outputs = torch.gather(outputs, 1, reverse_prefix[:, :, None].expand(-1, -1, outputs.shape[2]))
         return torch.flip(outputs, [1]), h, c
     if not zero_output_for_mask:
         outputs = torch.where(mask[:, :, None], outputs, h.squeeze(0)[:, None, :])
+    return outputs, h, c
+
+
+def _torch_packed_call(x, lengths, hx, params, bidirectional):
+    """torch's LSTM op over the rows of `x` packed to their `lengths`:
+    `(outputs, h, c)`, outputs padded back with zeros."""
+    import torch
+    from torch.nn.utils import rnn
+
+    packed = rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+    sorted_hx = tuple(state.index_select(1, packed.sorted_indices) for state in hx)
+    data, h, c = torch._VF.lstm(
+        packed.data, packed.batch_sizes, sorted_hx, params, True, 1, 0.0, torch.is_grad_enabled(), bidirectional
+    )
+    h, c = (state.index_select(1, packed.unsorted_indices) for state in (h, c))
+    packed_outputs = rnn.PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
+    outputs, _ = rnn.pad_packed_sequence(packed_outputs, batch_first=True, total_length=x.shape[1])
     return outputs, h, c
 
 

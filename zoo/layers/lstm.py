@@ -1,4 +1,4 @@
-"""`LSTM`: Keras' LSTM layer with a fused sequence loop."""
+"""`LSTM` and `Bidirectional`: Keras' LSTM layer and wrapper with fused sequence loops."""
 
 import keras
 
@@ -49,3 +49,45 @@ class LSTM(keras.layers.LSTM):
             return sequences
         step_mask = keras.ops.expand_dims(self.cell.get_dropout_mask(sequences[:, 0, :]), axis=1)
         return sequences * keras.ops.broadcast_to(step_mask, keras.ops.shape(sequences))
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class Bidirectional(keras.layers.Bidirectional):
+    """`keras.layers.Bidirectional` that runs two zoo `LSTM`s in one fused call.
+
+    Same arguments, weights (and variable paths) and results as Keras'
+    wrapper. On torch, when both directions are zoo `LSTM`s merged by
+    concatenation without initial states, both run in one call of torch's
+    LSTM op (`zoo.kernels.lstm.bidirectional_lstm`), as `nn.LSTM(...,
+    bidirectional=True)` runs them; everything else goes to Keras' wrapper,
+    which calls the two layers one after the other.
+
+    Example:
+    >>> import numpy as np
+    >>> layer = Bidirectional(LSTM(4, return_sequences=True))
+    >>> tuple(layer(np.ones((2, 5, 3), "float32")).shape)
+    (2, 5, 8)
+    """
+
+    def call(self, sequences, initial_state=None, mask=None, training=None):
+        if initial_state is None and self._fused_call_applies(training):
+            outputs = lstm_kernels.bidirectional_lstm(
+                self.forward_layer.cell, self.backward_layer.cell, sequences, mask, self.return_sequences
+            )
+            if outputs is not None:
+                return keras.ops.cast(outputs, self.compute_dtype)
+        return super().call(sequences, initial_state=initial_state, mask=mask, training=training)
+
+    def _fused_call_applies(self, training):
+        forward, backward = self.forward_layer, self.backward_layer
+        return (
+            kernels.enabled()
+            # Each direction draws its own input dropout mask while training.
+            and not (training and (forward.cell.dropout or backward.cell.dropout))
+            and self.merge_mode == "concat"
+            and not (self.return_state or self.stateful)
+            and all(isinstance(layer, LSTM) and layer.use_fused_kernel for layer in (forward, backward))
+            and not forward.go_backwards
+            and backward.go_backwards
+            and forward.cell.units == backward.cell.units
+        )
