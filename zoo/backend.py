@@ -102,8 +102,9 @@ def _xla_operator_table(run, argument, top):
         for line in plane.lines:
             if not line.name.startswith("tf_XLA"):  # the threads of XLA's CPU and device clients
                 continue
+            # Kinds of operation: "convolution.12" -> "convolution".
             operations = [
-                (re.sub(r"\.\d+$", "", event.name), event.start_ns, event.duration_ns)  # "convolution.12" -> "convolution"
+                (re.sub(r"\.\d+$", "", event.name), event.start_ns, event.duration_ns)
                 for event in line.events
                 # the executor's markers and waits are not operations
                 if not event.name.startswith(("ThreadpoolListener", "ThunkExecutor", "SlinkyThreadPool", "end: "))

@@ -11,4 +11,11 @@ from zoo.layers.fused_batch_norm import BatchNormalization
 from zoo.layers.lstm import Bidirectional, LSTM
 from zoo.layers.padding_mask import PaddingMask
 
-__all__ = ["BatchNormalization", "Bidirectional", "FastCachedMultiHeadAttention", "FastMultiHeadAttention", "LSTM", "PaddingMask"]
+__all__ = [
+    "BatchNormalization",
+    "Bidirectional",
+    "FastCachedMultiHeadAttention",
+    "FastMultiHeadAttention",
+    "LSTM",
+    "PaddingMask",
+]
