@@ -69,8 +69,10 @@ def main(argv=None):
     presets = args.presets or [f"{family}-{size}" for family in FAMILIES]
     jits = args.jit or (["auto"] if args.quick else list(JIT_SETTINGS))
     min_seconds = args.min_seconds or (1.0 if args.quick else 3.0)
+    started = time.perf_counter()
     rows = run_all(presets, args.backends, jits, args.batch_size, min_seconds)
     print(text_report(rows))
+    print(f"measured in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     if args.csv or not args.quick:
         path = args.csv or ROOT / "benchmarks" / f"results-{rows[0]['device']}.csv"
         if args.update and path.exists():
@@ -283,7 +285,4 @@ def markdown_table(rows):
 
 
 if __name__ == "__main__":
-    started = time.perf_counter()
-    code = main()
-    print(f"done in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    sys.exit(code)
+    sys.exit(main())
