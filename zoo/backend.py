@@ -351,14 +351,21 @@ def inference_function(model):
 def host_array(tensor):
     """`tensor` as a numpy array, without a copy where it already lies in host
     memory (jax and TensorFlow CPU arrays, torch CPU tensors); device memory
-    is copied to the host. np.asarray alone fails on a torch CUDA tensor.
+    is copied to the host. np.asarray alone fails on a torch CUDA tensor, and
+    torch's `.numpy()` on bfloat16, which numpy lacks (Keras' conversion then
+    makes an ml_dtypes bfloat16 array, as here).
 
     Example:
     >>> host_array(keras.ops.ones((2,))).tolist()
     [1.0, 1.0]
+    >>> str(host_array(keras.ops.ones((2,), dtype="bfloat16")).dtype)
+    'bfloat16'
     """
     if name() == "torch":
-        return tensor.detach().cpu().numpy()
+        import torch
+
+        tensor = tensor.detach().cpu()
+        return keras.ops.convert_to_numpy(tensor) if tensor.dtype == torch.bfloat16 else tensor.numpy()
     return np.asarray(tensor)
 
 
