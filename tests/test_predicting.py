@@ -127,6 +127,21 @@ def test_switching_jit_makes_a_new_program():
     np.testing.assert_allclose(model.predict(x, batch_size=BATCH, verbose=0), eager, rtol=1e-5, atol=1e-5)
 
 
+def test_compile_makes_a_new_program():
+    """As Keras' compile drops its predict step: a model switched to mixed
+    precision and compiled again predicts in 16 bits, as Keras' predict does."""
+    model = zoo.load("dense-tiny")
+    x, _ = model.example_batch(ROWS, seed=1)
+    assert model.predict(x, batch_size=BATCH, verbose=0).dtype == np.float32
+    for layer in model._flatten_layers(include_self=True):
+        layer.dtype_policy = "mixed_bfloat16"
+    model.compile(optimizer="adam", loss=model.default_loss())
+    ours = model.predict(x, batch_size=BATCH, verbose=0)
+    expected = keras_predict(model, x, batch_size=BATCH, verbose=0)
+    assert ours.dtype == expected.dtype != np.float32
+    np.testing.assert_allclose(ours.astype("float32"), expected.astype("float32"), rtol=1e-2, atol=1e-2)
+
+
 class Batches(keras.utils.PyDataset):
     def __init__(self, x):
         super().__init__()

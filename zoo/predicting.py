@@ -116,6 +116,13 @@ def inference_function(model):
     return cached[1]
 
 
+def forget_inference_function(model):
+    """Drop the cached batch call, so that the next predict traces the model
+    afresh: `ZooModel.compile` calls it, as Keras' compile drops its own
+    predict step (after a change of dtype policies, for example)."""
+    model.__dict__.pop("_zoo_inference_function", None)
+
+
 def _rows(x):
     """Rows of `x` when it is an array or a dict of arrays with one row count, else 0."""
     arrays = list(x.values()) if isinstance(x, dict) else [x]

@@ -73,11 +73,13 @@ class ZooModel(keras.Model):
 
     def compile(self, *args, steps_per_execution=None, **kwargs):
         """Keras' `compile`; `steps_per_execution` defaults to the family's
-        `default_steps_per_execution` instead of 1."""
+        `default_steps_per_execution` instead of 1. Like Keras' compiled
+        steps, predict's compiled batch call is made afresh after it."""
         if steps_per_execution is None:
             steps_per_execution = self.default_steps_per_execution
         super().compile(*args, steps_per_execution=backend.steps_per_execution(steps_per_execution), **kwargs)
         self._set_steps_per_execution(steps_per_execution)
+        predicting.forget_inference_function(self)
 
     def _set_steps_per_execution(self, requested):
         self.steps_per_execution = backend.steps_per_execution(requested)
