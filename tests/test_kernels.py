@@ -123,6 +123,14 @@ def test_bidirectional_kernel_runs_both_directions_in_one_call(mask, return_sequ
     np.testing.assert_allclose(to_numpy(result.detach()), expected, atol=ATOL, rtol=0)
 
 
+def test_lstm_other_activations_give_keras_results():
+    """torch's LSTM op hard-codes tanh and sigmoid: other activations take Keras' loop."""
+    portable, fused = twin_lstms(bidirectional=True, return_sequences=True, activation="relu")
+    assert_same_outputs_and_gradients(portable, fused, lstm_inputs(), RIGHT_PADDED)
+    cells = fused.forward_layer.cell, fused.backward_layer.cell
+    assert lstm_kernels.bidirectional_lstm(*cells, lstm_inputs(), None, True) is None
+
+
 def test_bidirectional_lstm_without_a_fused_call_gives_keras_results():
     """A mask that is not right padding, an initial state and input dropout
     while training (each direction draws its own mask) take Keras' wrapper;

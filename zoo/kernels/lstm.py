@@ -46,10 +46,8 @@ def lstm(cell, sequences, initial_state, mask, return_sequences, go_backwards, z
     >>> result is None or tuple(result[1].shape) == (1, 4, 3)
     True
     """
-    if cell.recurrent_dropout or cell.implementation != 2:
-        return None
-    if keras.backend.backend() != "torch":
-        return None  # see the module docstring
+    if keras.backend.backend() != "torch" or not _torch_op_computes(cell):
+        return None  # off torch: see the module docstring
     if isinstance(mask, (list, tuple)):
         mask = mask[0]
     return _torch_lstm(cell, sequences, initial_state, mask, return_sequences, go_backwards, zero_output_for_mask)
@@ -74,13 +72,8 @@ def bidirectional_lstm(forward_cell, backward_cell, sequences, mask, return_sequ
     >>> result is None or tuple(result.shape) == (1, 4, 6)
     True
     """
-    if keras.backend.backend() != "torch":
-        return None  # see the module docstring
-    for cell in (forward_cell, backward_cell):
-        if cell.recurrent_dropout or cell.implementation != 2:
-            return None
-        if (cell.activation, cell.recurrent_activation) != _STANDARD_ACTIVATIONS:
-            return None
+    if keras.backend.backend() != "torch" or not all(map(_torch_op_computes, (forward_cell, backward_cell))):
+        return None  # off torch: see the module docstring
     import torch
 
     if isinstance(mask, (list, tuple)):
@@ -98,6 +91,13 @@ def bidirectional_lstm(forward_cell, backward_cell, sequences, mask, return_sequ
     # h: (direction, batch, units); the backward direction's last output is
     # its state after the first step.
     return outputs if return_sequences else torch.cat([h[0], h[1]], dim=-1)
+
+
+def _torch_op_computes(cell):
+    """Whether torch's LSTM op computes what `cell` does: it has no recurrent
+    dropout, and hard-codes Keras' default activations."""
+    standard = (cell.activation, cell.recurrent_activation) == _STANDARD_ACTIVATIONS
+    return standard and not cell.recurrent_dropout and cell.implementation == 2
 
 
 def _float_tensor(sequences):
@@ -137,8 +137,6 @@ def _packing_lengths(mask, steps):
 def _torch_lstm(cell, sequences, initial_state, mask, return_sequences, go_backwards, zero_output_for_mask):
     import torch
 
-    if (cell.activation, cell.recurrent_activation) != _STANDARD_ACTIVATIONS:
-        return None
     x = _float_tensor(sequences)
     params = _torch_params(cell, x.dtype)
     h0, c0 = (keras.ops.cast(s, x.dtype) for s in initial_state)
