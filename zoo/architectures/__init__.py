@@ -42,6 +42,19 @@ def get_family(name):
     return getattr(importlib.import_module(module_name), class_name)
 
 
+def config_of(family, config):
+    """The checked config dataclass of `family` for a config dict, without building.
+
+    Example:
+    >>> config_of("dense", {"hidden_units": [8]}).weight_count()  # 30 features -> 8 -> 2 classes
+    327
+    """
+    from zoo.architectures.config import make_config
+
+    model_class = get_family(family)
+    return make_config(model_class.Config, config, family=model_class.family)
+
+
 def build(family, config, *, num_classes=None, name=None, **overrides):
     """Build a model of `family` from a config dict plus overrides."""
     config = {**config, **overrides}

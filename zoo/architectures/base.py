@@ -10,7 +10,7 @@ import keras
 import numpy as np
 
 from zoo import backend, predicting
-from zoo.architectures.config import config_to_dict, make_config
+from zoo.architectures.config import check_model_size, config_to_dict, make_config
 
 PAD_ID = 0  # token id 0 is padding in every token-based family
 
@@ -47,6 +47,7 @@ class ZooModel(keras.Model):
 
     def __init__(self, *, name=None, trainable=True, **config):
         zoo_config = make_config(self.Config, config, family=self.family)
+        check_model_size(zoo_config, self.family)  # before a single weight is allocated
         inputs, outputs, layers = self.build_graph(zoo_config)
         super().__init__(
             inputs=inputs,

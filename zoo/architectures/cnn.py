@@ -1,36 +1,67 @@
 """`cnn`: a convolutional image classifier for any HxWxC input."""
 
 import dataclasses
+import math
 
 import keras
 import numpy as np
 
 from zoo.architectures.base import ZooModel, sparse_logits_loss
+from zoo.architectures.config import Fraction, PositiveInt
 from zoo.kernels import conv as conv_kernels
 from zoo.layers import BatchNormalization
 
 
 @dataclasses.dataclass(frozen=True)
 class CNNConfig:
-    input_shape: tuple[int, ...] = (32, 32, 3)
+    input_shape: tuple[PositiveInt, ...] = (32, 32, 3)
     """Height, width, channels. Pixel values are expected in [0, 1]."""
-    stage_filters: tuple[int, ...] = (32, 64, 128)
+    stage_filters: tuple[PositiveInt, ...] = (32, 64, 128)
     """Filters of each stage; every stage after the first halves the resolution."""
-    blocks_per_stage: int = 1
+    blocks_per_stage: PositiveInt = 1
     residual: bool = True
     """Residual (ResNet "basic") blocks; False gives a plain conv stack."""
-    kernel_size: int = 3
-    dropout: float = 0.1
-    norm_momentum: float = 0.9
+    kernel_size: PositiveInt = 3
+    dropout: Fraction = 0.1
+    norm_momentum: Fraction = 0.9
     """Batch-norm moving-average momentum. Lower than Keras' 0.99 so that the
     inference statistics settle within the few hundred steps of a small fine-tune."""
-    num_classes: int = 10
+    num_classes: PositiveInt = 10
 
     def __post_init__(self):
-        if len(self.input_shape) != 3 or min(self.input_shape) < 1:
+        if len(self.input_shape) != 3:
             raise ValueError(f"input_shape must be [height, width, channels], got {list(self.input_shape)}")
-        if not self.stage_filters or self.blocks_per_stage < 1:
-            raise ValueError("stage_filters must be non-empty and blocks_per_stage >= 1")
+        if not self.stage_filters:
+            raise ValueError("stage_filters must list at least one stage")
+
+    def weight_count(self):
+        """Weights of the built model, computed from the config alone (see `_block`)."""
+        def conv_bn(kernel, inputs, filters):  # a bias-free convolution, then batch norm's 4 per channel
+            return kernel * kernel * inputs * filters + 4 * filters
+
+        k, channels = self.kernel_size, self.input_shape[2]
+        count = conv_bn(k, channels, self.stage_filters[0])
+        width = self.stage_filters[0]
+        for stage, filters in enumerate(self.stage_filters):
+            # Arithmetic, not a loop over blocks: the count must be cheap for any config.
+            later_blocks = self.blocks_per_stage - 1
+            if not self.residual:
+                count += conv_bn(k, width, filters) + later_blocks * conv_bn(k, filters, filters)
+            else:
+                if stage > 0 or width != filters:  # the first block's shortcut projection
+                    count += conv_bn(1, width, filters)
+                count += conv_bn(k, width, filters) + conv_bn(k, filters, filters)
+                count += later_blocks * 2 * conv_bn(k, filters, filters)
+            width = filters
+        return count + width * self.num_classes + self.num_classes
+
+    def largest_activation(self):
+        """Floats in the largest feature map of one image (each stage halves the resolution)."""
+        height, width, channels = self.input_shape
+        maps = [height * width * max(channels, self.stage_filters[0])]
+        for stage, filters in enumerate(self.stage_filters):
+            maps.append(math.ceil(height / 2**stage) * math.ceil(width / 2**stage) * filters)
+        return max(maps)
 
 
 @keras.saving.register_keras_serializable(package="zoo")

@@ -1,16 +1,48 @@
 """Typed family configurations: plain dataclasses, checked on the way in.
 
 Each family declares its hyper-parameters as a frozen dataclass. JSON cards and
-keyword overrides go through `make_config`, which refuses unknown keys and
-ill-typed values with a message naming the key and the allowed ones. Written by
-hand because it is thirty lines and the alternatives (pydantic and friends)
-would add a dependency for very little.
+keyword overrides go through `make_config`, which refuses unknown keys,
+ill-typed values, values outside their range (`PositiveInt`, `Fraction`; NaN
+and infinity for every float) and configs too large for this machine
+(`check_model_size`), with a message naming the key and what it accepts.
+Written by hand because it is a few dozen lines and the alternatives (pydantic
+and friends) would add a dependency for very little.
 """
 
 import dataclasses
+import math
 import typing
 
+from zoo import settings
 from zoo.errors import InvalidConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """The values a number may take: `low <= value`, and `value <= high`
+    (or `< high` when `high_open`)."""
+
+    low: float
+    high: float | None = None
+    high_open: bool = False
+
+    def __contains__(self, value):
+        if value < self.low:
+            return False
+        if self.high is None:
+            return True
+        return value < self.high if self.high_open else value <= self.high
+
+    def __str__(self):
+        if self.high is None:
+            return f">= {self.low:g}"
+        return f"in [{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+
+
+PositiveInt = typing.Annotated[int, Range(1)]
+NonNegativeInt = typing.Annotated[int, Range(0)]
+Fraction = typing.Annotated[float, Range(0, 1, high_open=True)]
+"""A rate such as dropout or a moving-average momentum: 0 <= value < 1."""
 
 
 def make_config(config_class, values, *, family):
@@ -22,7 +54,7 @@ def make_config(config_class, values, *, family):
             f"Unknown config key(s) {', '.join(map(repr, unknown))} for family "
             f"{family!r}. Allowed keys: {', '.join(sorted(fields))}."
         )
-    hints = typing.get_type_hints(config_class)
+    hints = typing.get_type_hints(config_class, include_extras=True)
     checked = {
         key: _coerce(value, hints[key], key=key, family=family)
         for key, value in values.items()
@@ -31,6 +63,37 @@ def make_config(config_class, values, *, family):
         return config_class(**checked)
     except ValueError as error:  # raised by a family's __post_init__ checks
         raise InvalidConfigError(f"Invalid config for family {family!r}: {error}") from error
+
+
+def check_model_size(config, family):
+    """Refuse a config whose float32 weights, or whose largest activation for
+    one example, would take more than ZOO_MAX_MODEL_BYTES: said before a
+    single weight is allocated (a backend asked for 120 GB aborts the process
+    or swaps the machine to a halt instead of raising).
+
+    Families that do not say their sizes (`weight_count()` and
+    `largest_activation()` on their Config) are not checked.
+    """
+    if not hasattr(config, "weight_count"):
+        return
+    limit = settings.max_model_bytes()
+    for what, count in (("weights", config.weight_count()),
+                        ("activations for a single example", config.largest_activation())):
+        if 4 * count > limit:
+            raise InvalidConfigError(
+                f"This {family} config asks for {count:,} float32 {what} ({_gigabytes(4 * count)}), more "
+                f"than ZOO_MAX_MODEL_BYTES allows ({_gigabytes(limit)}, half this machine's memory by "
+                "default). Check the config's sizes (widths, layers, vocabulary, lengths); raise "
+                "ZOO_MAX_MODEL_BYTES only if the machine really has the memory."
+            )
+
+
+def _gigabytes(count):
+    """12884901888 -> '12 GiB'; 4476 -> '4.37 KiB'."""
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if count >= scale:
+            return f"{count / scale:.3g} {unit}"
+    return f"{count} bytes"
 
 
 def config_to_dict(config):
@@ -43,11 +106,12 @@ def config_to_dict(config):
 
 def describe_fields(config_class):
     """`{key: type name}` for error messages and `zoo info`."""
-    hints = typing.get_type_hints(config_class)
+    hints = typing.get_type_hints(config_class, include_extras=True)
     return {field.name: _type_name(hints[field.name]) for field in dataclasses.fields(config_class)}
 
 
 def _coerce(value, annotation, *, key, family):
+    annotation, allowed_range = _split_range(annotation)
     origin = typing.get_origin(annotation)
     if origin is typing.Literal:
         allowed = typing.get_args(annotation)
@@ -55,13 +119,31 @@ def _coerce(value, annotation, *, key, family):
             return value
         _refuse(key, family, value, f"one of {', '.join(map(repr, allowed))}")
     if origin is tuple:
-        item_type = typing.get_args(annotation)[0]
+        item_type, item_range = _split_range(typing.get_args(annotation)[0])
         if isinstance(value, (list, tuple)) and all(_is_instance(v, item_type) for v in value):
+            for item in value:
+                _check_range(item, item_range, key, family, value, what="a list of numbers, each")
             return tuple(value)
         _refuse(key, family, value, f"a list of {item_type.__name__}")
     if _is_instance(value, annotation):
+        _check_range(value, allowed_range, key, family, value)
         return float(value) if annotation is float else value
     _refuse(key, family, value, _type_name(annotation))
+
+
+def _split_range(annotation):
+    """`(type, Range or None)` of a plain or `Annotated[type, Range]` annotation."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        base, *extras = typing.get_args(annotation)
+        return base, next((extra for extra in extras if isinstance(extra, Range)), None)
+    return annotation, None
+
+
+def _check_range(number, allowed_range, key, family, value, what="a number"):
+    if isinstance(number, float) and not math.isfinite(number):
+        _refuse(key, family, value, "a finite number (not NaN or infinity)")
+    if allowed_range is not None and number not in allowed_range:
+        _refuse(key, family, value, f"{what} {allowed_range}")
 
 
 def _is_instance(value, expected):
@@ -74,12 +156,13 @@ def _is_instance(value, expected):
 
 
 def _type_name(annotation):
+    annotation, allowed_range = _split_range(annotation)
     origin = typing.get_origin(annotation)
     if origin is typing.Literal:
         return " | ".join(repr(a) for a in typing.get_args(annotation))
     if origin is tuple:
-        return f"list[{typing.get_args(annotation)[0].__name__}]"
-    return annotation.__name__
+        return f"list[{_type_name(typing.get_args(annotation)[0])}]"
+    return annotation.__name__ + (f" {allowed_range}" if allowed_range else "")
 
 
 def _refuse(key, family, value, expected):

@@ -7,25 +7,40 @@ import keras
 import numpy as np
 
 from zoo.architectures.base import ZooModel, sparse_logits_loss
+from zoo.architectures.config import Fraction, PositiveInt
 
 
 @dataclasses.dataclass(frozen=True)
 class DenseConfig:
-    num_features: int = 30
+    num_features: PositiveInt = 30
     """Width of the input feature vector."""
-    hidden_units: tuple[int, ...] = (128, 64)
+    hidden_units: tuple[PositiveInt, ...] = (128, 64)
     """Units of each hidden layer, input side first."""
     activation: Literal["relu", "gelu", "silu", "tanh"] = "relu"
-    dropout: float = 0.1
+    dropout: Fraction = 0.1
     task: Literal["classification", "regression"] = "classification"
-    num_classes: int = 2
+    num_classes: PositiveInt = 2
     """Number of output logits when task is classification."""
-    num_targets: int = 1
+    num_targets: PositiveInt = 1
     """Number of regression outputs when task is regression."""
 
     def __post_init__(self):
-        if self.num_features < 1 or not self.hidden_units or min(self.hidden_units) < 1:
-            raise ValueError("num_features and every hidden_units entry must be >= 1")
+        if not self.hidden_units:
+            raise ValueError("hidden_units must list at least one layer width")
+
+    @property
+    def output_width(self):
+        return self.num_classes if self.task == "classification" else self.num_targets
+
+    def weight_count(self):
+        """Weights of the built model, computed from the config alone."""
+        widths = (self.num_features, *self.hidden_units, self.output_width)
+        normalization = 2 * self.num_features + 1  # mean, variance, count
+        return normalization + sum(a * b + b for a, b in zip(widths, widths[1:]))
+
+    def largest_activation(self):
+        """Floats in the largest tensor one example flows through."""
+        return max(self.num_features, *self.hidden_units, self.output_width)
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -62,8 +77,7 @@ class DenseModel(ZooModel):
         for index, units in enumerate(config.hidden_units):
             x = keras.layers.Dense(units, activation=config.activation, name=f"hidden_{index}")(x)
             x = keras.layers.Dropout(config.dropout, name=f"dropout_{index}")(x)
-        width = config.num_classes if config.task == "classification" else config.num_targets
-        outputs = keras.layers.Dense(width, name="head")(x)
+        outputs = keras.layers.Dense(config.output_width, name="head")(x)
         return features, outputs, {}
 
     @property

@@ -14,6 +14,7 @@ from zoo.architectures.base import (
     sparse_logits_loss,
     token_logits_loss,
 )
+from zoo.architectures.config import Fraction, NonNegativeInt, PositiveInt
 
 TASK_NAMES = {
     "classification": "sequence-classification",
@@ -24,30 +25,53 @@ TASK_NAMES = {
 
 @dataclasses.dataclass(frozen=True)
 class LSTMConfig:
-    vocab_size: int = 8192
+    vocab_size: NonNegativeInt = 8192
     """Token vocabulary (id 0 is padding). 0 means the input is a feature sequence."""
-    num_features: int = 0
+    num_features: NonNegativeInt = 0
     """Features per step when vocab_size is 0; all-zero steps count as padding."""
-    embedding_dim: int = 128
-    units: tuple[int, ...] = (256,)
+    embedding_dim: PositiveInt = 128
+    units: tuple[PositiveInt, ...] = (256,)
     """Units of each LSTM layer, bottom first."""
     bidirectional: bool = True
-    dropout: float = 0.1
+    dropout: Fraction = 0.1
     task: Literal["classification", "language_model", "forecast"] = "classification"
     """classification: one label per sequence; language_model: next token at every
     step; forecast: `num_targets` values at every step."""
-    num_classes: int = 2
-    num_targets: int = 1
+    num_classes: PositiveInt = 2
+    num_targets: PositiveInt = 1
 
     def __post_init__(self):
-        if not self.units or min(self.units) < 1:
-            raise ValueError("units must list at least one positive layer width")
+        if not self.units:
+            raise ValueError("units must list at least one layer width")
+        if self.vocab_size == 1:
+            raise ValueError("vocab_size must be 0 (feature input) or >= 2 (id 0 is padding)")
         if self.vocab_size == 0 and self.num_features < 1:
             raise ValueError("set vocab_size for token input, or num_features >= 1 for feature input")
         if self.task != "classification" and self.bidirectional:
             raise ValueError(f"task {self.task!r} predicts every step from the past only; set bidirectional=False")
         if self.task == "language_model" and self.vocab_size == 0:
             raise ValueError("task 'language_model' needs token input (vocab_size > 0)")
+
+    @property
+    def output_width(self):
+        return {"classification": self.num_classes, "language_model": self.vocab_size,
+                "forecast": self.num_targets}[self.task]
+
+    def weight_count(self):
+        """Weights of the built model, computed from the config alone."""
+        directions = 2 if self.bidirectional else 1
+        count = self.vocab_size * self.embedding_dim
+        width = self.embedding_dim if self.vocab_size else self.num_features
+        for units in self.units:  # four gates, each over the input and the state, plus a bias
+            count += directions * 4 * units * (width + units + 1)
+            width = directions * units
+        return count + width * self.output_width + self.output_width
+
+    def largest_activation(self):
+        """Floats in the largest tensor of one time step (the length is free)."""
+        directions = 2 if self.bidirectional else 1
+        return max(self.embedding_dim, self.num_features, self.output_width,
+                   *(directions * 4 * units for units in self.units))
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -91,12 +115,7 @@ class LSTMModel(ZooModel):
                 lstm = zoo_layers.Bidirectional(lstm, name=f"bidirectional_{index}")
             x = lstm(x)
             x = keras.layers.Dropout(config.dropout, name=f"dropout_{index}")(x)
-        width = {
-            "classification": config.num_classes,
-            "language_model": config.vocab_size,
-            "forecast": config.num_targets,
-        }[config.task]
-        outputs = keras.layers.Dense(width, name="head")(x)
+        outputs = keras.layers.Dense(config.output_width, name="head")(x)
         return inputs, outputs, {}
 
     @property

@@ -9,14 +9,15 @@ from keras import ops
 from zoo.architectures import generation
 from zoo.architectures import transformer_blocks as blocks
 from zoo.architectures.base import PAD_ID, ZooModel, example_token_ids, token_logits_loss
+from zoo.architectures.config import PositiveInt
 
 
 @dataclasses.dataclass(frozen=True)
 class TransformerConfig(blocks.TransformerDims):
-    num_encoder_layers: int = 4
-    num_decoder_layers: int = 4
-    encoder_max_length: int = 128
-    decoder_max_length: int = 128
+    num_encoder_layers: PositiveInt = 4
+    num_decoder_layers: PositiveInt = 4
+    encoder_max_length: PositiveInt = 128
+    decoder_max_length: PositiveInt = 128
     start_token_id: int = 1
     """Token that begins every decoder sequence."""
     end_token_id: int = 2
@@ -27,6 +28,20 @@ class TransformerConfig(blocks.TransformerDims):
         for key in ("start_token_id", "end_token_id"):
             if not 0 < getattr(self, key) < self.vocab_size:
                 raise ValueError(f"{key} must be in 1..vocab_size-1 (0 is padding)")
+
+    def weight_count(self):
+        """Weights of the built model, computed from the config alone (two
+        embeddings; the decoder's is also its output projection)."""
+        encoder = (self.embedding_weights(self.encoder_max_length)
+                   + self.num_encoder_layers * self.block_weights())
+        decoder = (self.embedding_weights(self.decoder_max_length)
+                   + self.num_decoder_layers * self.block_weights(cross_attention=True))
+        return encoder + decoder + 2 * self.final_norm_weights()
+
+    def largest_activation(self):
+        encoder, decoder = self.encoder_max_length, self.decoder_max_length
+        return max(decoder * self.vocab_size, self.attention_activation(encoder, encoder),
+                   self.attention_activation(decoder, max(encoder, decoder)))
 
 
 @keras.saving.register_keras_serializable(package="zoo")

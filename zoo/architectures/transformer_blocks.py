@@ -6,6 +6,7 @@ from typing import Literal
 import keras
 import keras_hub
 
+from zoo.architectures.config import Fraction, PositiveInt
 from zoo.layers import PaddingMask
 from zoo.layers.fast_attention import use_fast_attention
 
@@ -27,13 +28,13 @@ SHARDING = {
 class TransformerDims:
     """Hyper-parameters every transformer family shares."""
 
-    vocab_size: int = 8192
+    vocab_size: PositiveInt = 8192
     """Token vocabulary; id 0 is padding."""
-    hidden_dim: int = 256
-    num_heads: int = 4
-    intermediate_dim: int = 1024
+    hidden_dim: PositiveInt = 256
+    num_heads: PositiveInt = 4
+    intermediate_dim: PositiveInt = 1024
     """Width of each block's feed-forward layer."""
-    dropout: float = 0.1
+    dropout: Fraction = 0.1
     activation: Literal["relu", "gelu"] = "gelu"
     normalize_first: bool = True
     """Pre-layer-norm blocks (stable from scratch); False gives the original post-norm."""
@@ -45,6 +46,28 @@ class TransformerDims:
             )
         if self.vocab_size < 2:
             raise ValueError("vocab_size must be >= 2 (id 0 is padding)")
+
+    def embedding_weights(self, max_length):
+        """Token and learned position embeddings."""
+        return (self.vocab_size + max_length) * self.hidden_dim
+
+    def block_weights(self, cross_attention=False):
+        """One keras_hub encoder or decoder block: attention (query, key, value
+        and output projections with biases), the feed-forward pair, and a layer
+        norm after each sub-layer; a decoder block of a seq2seq model adds
+        cross-attention and its norm."""
+        hidden, inner = self.hidden_dim, self.intermediate_dim
+        attention_and_norm = 4 * (hidden * hidden + hidden) + 2 * hidden
+        feedforward_and_norm = 2 * hidden * inner + inner + hidden + 2 * hidden
+        return (2 if cross_attention else 1) * attention_and_norm + feedforward_and_norm
+
+    def final_norm_weights(self):
+        return 2 * self.hidden_dim if self.normalize_first else 0
+
+    def attention_activation(self, query_length, key_length):
+        """Floats of the largest tensor in a block for one example: the
+        attention scores of every head, or the feed-forward layer's inside."""
+        return max(self.num_heads * query_length * key_length, query_length * self.intermediate_dim)
 
 
 def token_input(name):

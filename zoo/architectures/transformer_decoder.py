@@ -14,13 +14,24 @@ from zoo.architectures.base import (
     next_token_targets,
     token_logits_loss,
 )
+from zoo.architectures.config import PositiveInt
 
 
 @dataclasses.dataclass(frozen=True)
 class TransformerDecoderConfig(blocks.TransformerDims):
-    num_layers: int = 4
-    max_length: int = 256
+    num_layers: PositiveInt = 4
+    max_length: PositiveInt = 256
     """Longest sequence, prompt plus generated tokens."""
+
+    def weight_count(self):
+        """Weights of the built model, computed from the config alone (the
+        output projection is the token embedding)."""
+        return (self.embedding_weights(self.max_length) + self.num_layers * self.block_weights()
+                + self.final_norm_weights())
+
+    def largest_activation(self):
+        logits = self.max_length * self.vocab_size
+        return max(logits, self.attention_activation(self.max_length, self.max_length))
 
 
 @keras.saving.register_keras_serializable(package="zoo")

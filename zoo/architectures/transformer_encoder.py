@@ -7,14 +7,24 @@ import numpy as np
 
 from zoo.architectures import transformer_blocks as blocks
 from zoo.architectures.base import ZooModel, example_token_ids, sparse_logits_loss
+from zoo.architectures.config import PositiveInt
 
 
 @dataclasses.dataclass(frozen=True)
 class TransformerEncoderConfig(blocks.TransformerDims):
-    num_layers: int = 4
-    max_length: int = 128
+    num_layers: PositiveInt = 4
+    max_length: PositiveInt = 128
     """Longest input sequence (size of the position embedding)."""
-    num_classes: int = 2
+    num_classes: PositiveInt = 2
+
+    def weight_count(self):
+        """Weights of the built model, computed from the config alone."""
+        head = self.hidden_dim * self.num_classes + self.num_classes
+        return (self.embedding_weights(self.max_length) + self.num_layers * self.block_weights()
+                + self.final_norm_weights() + head)
+
+    def largest_activation(self):
+        return self.attention_activation(self.max_length, self.max_length)
 
 
 @keras.saving.register_keras_serializable(package="zoo")
