@@ -135,11 +135,7 @@ def published_eval(model, name, console):
 
 
 def _tokenizer_of(folder):
-    if folder is None or not (Path(folder) / presets.TOKENIZER_DIR).is_dir():
-        return None
-    from zoo import tokenizers
-
-    return tokenizers.load_tokenizer(Path(folder) / presets.TOKENIZER_DIR)
+    return None if folder is None else presets.read_tokenizer(folder, presets.read_manifest(folder))
 
 
 def _freeze_value(text):

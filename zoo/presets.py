@@ -5,12 +5,14 @@
       model.weights.h5   Keras weights (HDF5 arrays; nothing is unpickled)
       metadata.json      versions, date, parameter count, data set, metrics, labels...
       assets/            the tokenizer (assets/tokenizer/), other files the model needs
-      manifest.json      sha256 of every other file
+      manifest.json      the sha256 and size of every other file
 
-A folder is verified against its manifest before anything in it is read, and
-its family must be registered before anything is built.
+A folder is verified against its manifest before anything in it is read, only
+the files the manifest lists are ever read, and its family must be registered
+before anything is built.
 """
 
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -22,7 +24,8 @@ from pathlib import Path
 
 from zoo.errors import ChecksumError, InvalidPresetError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # of config.json
+MANIFEST_FORMAT_VERSION = 2  # 1 listed {path: sha256}; 2 lists {path: {"sha256", "size"}}
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
 METADATA_FILE = "metadata.json"
@@ -130,68 +133,122 @@ def save_model_weights(model, path):
     bare.save_weights(path)
 
 
+@dataclasses.dataclass(frozen=True)
+class ManifestEntry:
+    """What the manifest says of one file."""
+
+    sha256: str
+    size: int | None  # None in a format 1 manifest, which did not record sizes
+
+
 def write_manifest(folder):
+    """List every file of `folder` (but the manifest) with its sha256 and size."""
     folder = Path(folder)
     files = {
-        path.relative_to(folder).as_posix(): sha256_of(path)
+        path.relative_to(folder).as_posix(): {"sha256": sha256_of(path), "size": path.stat().st_size}
         for path in sorted(folder.rglob("*"))
         if path.is_file() and path.name != MANIFEST_FILE
     }
-    _write_json(folder / MANIFEST_FILE, {"format_version": FORMAT_VERSION, "files": files})
+    _write_json(folder / MANIFEST_FILE, {"format_version": MANIFEST_FORMAT_VERSION, "files": files})
     return files
 
 
 def read_manifest(folder):
-    """`{relative path: sha256}` of a preset folder, validated."""
-    manifest = _read_json(Path(folder) / MANIFEST_FILE)
+    """`{relative path: ManifestEntry}` of a preset folder, validated (no hashing)."""
+    path = Path(folder) / MANIFEST_FILE
+    manifest = _read_json(path)
     files = manifest.get("files") if isinstance(manifest, dict) else None
-    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
-        raise InvalidPresetError(f"{folder}/{MANIFEST_FILE} must hold {{'files': {{path: sha256}}}}.")
-    for name in files:
-        if Path(name).is_absolute() or ".." in Path(name).parts:
-            raise InvalidPresetError(f"{folder}/{MANIFEST_FILE} names a file outside the preset: {name!r}.")
+    if not isinstance(files, dict):
+        raise InvalidPresetError(f"{path} must hold {{'files': {{path: {{'sha256': ..., 'size': ...}}}}}}.")
+    entries = {name: _manifest_entry(path, name, value) for name, value in files.items()}
     for required in (CONFIG_FILE, WEIGHTS_FILE):
-        if required not in files:
-            raise InvalidPresetError(f"{folder}/{MANIFEST_FILE} does not list {required}; is this a zoo preset?")
-    return files
+        if required not in entries:
+            raise InvalidPresetError(f"{path} does not list {required}; is this a zoo preset?")
+    return entries
 
 
-def verify_folder(folder):
-    """Check every file of the manifest against its sha256; return the manifest."""
+def _manifest_entry(path, name, value):
+    parts = name.split("/")
+    if (not name or name.startswith("/") or "\\" in name or "\0" in name
+            or any(part in ("", ".", "..") for part in parts) or parts[0].endswith(":")):
+        raise InvalidPresetError(f"{path} names a file outside the preset, or no file: {name!r}.")
+    if name == MANIFEST_FILE or parts[-1].startswith(".zoo"):
+        raise InvalidPresetError(f"{path} lists {name!r}, a name the zoo keeps for itself.")
+    if isinstance(value, str):  # format 1
+        value = {"sha256": value, "size": None}
+    digest, size = (value.get("sha256"), value.get("size")) if isinstance(value, dict) else (None, None)
+    size_ok = size is None or (isinstance(size, int) and not isinstance(size, bool) and size >= 0)
+    if not (isinstance(digest, str) and len(digest) == 64 and size_ok):
+        raise InvalidPresetError(
+            f"{path}: the entry of {name!r} must be {{'sha256': <64 hex digits>, 'size': <bytes>}}, got {value!r}."
+        )
+    return ManifestEntry(digest.lower(), size)
+
+
+def verify_folder(folder, *, exact=False, ignore=()):
+    """Check every file the manifest lists against its size and sha256; return
+    the manifest. With `exact`, a file the manifest does not list (other than
+    the names in `ignore`) or a link is an error too: a cache entry holds
+    nothing else. The errors say what is wrong; `zoo.hub` adds what to do
+    about the kind of folder at hand."""
     folder = Path(folder)
     files = read_manifest(folder)
-    for name, expected in files.items():
-        path = folder / name
-        if not path.is_file():
-            raise ChecksumError(f"{path} is listed in the manifest but missing. Download the preset again.")
-        actual = sha256_of(path)
-        if actual != expected:
+    for name, entry in files.items():
+        _verify_file(folder / name, entry, exact)
+    if exact:
+        unlisted = sorted(set(_files_under(folder)) - set(files) - {MANIFEST_FILE, *ignore})
+        if unlisted:
             raise ChecksumError(
-                f"{path} is corrupt: sha256 {actual}, the manifest says {expected}. "
-                "Delete it (zoo cache clear) and download the preset again."
+                f"{folder} holds files its manifest does not list: {', '.join(unlisted[:5])}"
+                f"{' ...' if len(unlisted) > 5 else ''}."
             )
     return files
 
 
-def read_config(folder):
-    """`(family, config)` of a verified preset folder; refuses unknown families."""
-    from zoo.architectures import family_names
+def _verify_file(path, entry, exact):
+    if not path.is_file() or (exact and path.is_symlink()):
+        raise ChecksumError(f"{path} is listed in the manifest but missing (or a link).")
+    size = path.stat().st_size
+    if entry.size is not None and size != entry.size:
+        raise ChecksumError(f"{path} is corrupt: {size} bytes, the manifest says {entry.size}.")
+    actual = sha256_of(path)
+    if actual != entry.sha256:
+        raise ChecksumError(
+            f"{path} is corrupt: sha256 {actual}, the manifest says {entry.sha256}."
+        )
 
-    data = _read_json(Path(folder) / CONFIG_FILE)
+
+def _files_under(folder):
+    """Relative posix names of everything in `folder` that is not a directory."""
+    return [path.relative_to(folder).as_posix() for path in folder.rglob("*") if not path.is_dir() or path.is_symlink()]
+
+
+def read_config(folder):
+    """`(family, config)` of a preset folder: a registered family, and a config
+    that family accepts (keys, types and ranges), or an error naming the file."""
+    from zoo.architectures import config_of, family_names
+    from zoo.errors import InvalidConfigError
+
+    path = Path(folder) / CONFIG_FILE
+    data = _read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("family"), str) or not isinstance(data.get("config"), dict):
-        raise InvalidPresetError(f"{folder}/{CONFIG_FILE} must hold {{'family': str, 'config': {{...}}}}.")
+        raise InvalidPresetError(f"{path} must hold {{'family': str, 'config': {{...}}}}.")
     if data.get("format_version") != FORMAT_VERSION:
         raise InvalidPresetError(
-            f"{folder}/{CONFIG_FILE} has format_version {data.get('format_version')!r}; this keras-zoo "
+            f"{path} has format_version {data.get('format_version')!r}; this keras-zoo "
             f"reads version {FORMAT_VERSION}. Upgrade keras-zoo."
         )
     if data["family"] not in family_names():
         # Refused before anything is built or imported on the preset's say-so.
         raise InvalidPresetError(
-            f"{folder}/{CONFIG_FILE} names the family {data['family']!r}, which is not registered. "
+            f"{path} names the family {data['family']!r}, which is not registered. "
             f"Known families: {', '.join(family_names())}. Register it with zoo.register_family() "
             "if you trust this preset."
         )
+    try:
+        config_of(data["family"], data["config"])
+    except InvalidConfigError as error:
+        raise InvalidConfigError(f"{path}: {error}") from None
     return data["family"], data["config"]
 
 
@@ -201,35 +258,90 @@ def read_metadata(folder):
 
 
 def build_from_folder(folder, num_classes=None, name=None, **overrides):
-    """Verify a preset folder, build its model and load its weights.
+    """Build the model of a verified preset folder and load its weights.
 
-    With `num_classes` or config overrides the model is rebuilt to the new
-    config and keeps every pretrained weight whose shape still fits; the
-    layers that start fresh (a new head) are logged on the "zoo" logger.
+    `folder` is one `zoo.hub.resolve` returned: checked against its manifest.
+    Only the files the manifest lists are read. With `num_classes` or config
+    overrides the model is rebuilt to the new config and keeps every
+    pretrained weight whose shape still fits; the layers that start fresh (a
+    new head) are logged on the "zoo" logger.
     """
     from zoo.architectures import build
 
     folder = Path(folder)
-    verify_folder(folder)
+    files = read_manifest(folder)
     family, config = read_config(folder)
+    check_weights_file(folder / WEIGHTS_FILE, family, config)
     model = build(family, config, name=name)
-    model.load_weights(folder / WEIGHTS_FILE)
-    if num_classes is not None or overrides:
-        changed = build(family, config, num_classes=num_classes, name=name, **overrides)
-        fresh = copy_matching_weights(model, changed)
-        if fresh:
-            logger.warning(
-                "%s: new layers, randomly initialised (not in the preset or of another shape): %s. "
-                "Every other layer keeps its pretrained weights; fine-tune before use (zoo.finetune).",
-                folder.name, "; ".join(fresh),
-            )
-        model = changed
-    model.preset_metadata = read_metadata(folder)
-    if (folder / TOKENIZER_DIR).is_dir():
-        from zoo import tokenizers
-
-        model.tokenizer = tokenizers.load_tokenizer(folder / TOKENIZER_DIR)
+    load_weights_file(model, folder / WEIGHTS_FILE)
+    model = rebuilt(model, num_classes, overrides, folder.name)
+    model.preset_metadata = read_metadata(folder) if METADATA_FILE in files else {}
+    model.tokenizer = read_tokenizer(folder, files)
     return model
+
+
+def read_tokenizer(folder, files):
+    """The tokenizer in `assets/tokenizer/` when the manifest `files` list it, else None."""
+    listed = {name.removeprefix(TOKENIZER_DIR + "/") for name in files if name.startswith(TOKENIZER_DIR + "/")}
+    if not listed:
+        return None
+    from zoo import tokenizers
+
+    return tokenizers.load_tokenizer(Path(folder) / TOKENIZER_DIR, listed=listed)
+
+
+def check_weights_file(path, family, config):
+    """Refuse a weights file too small to hold the weights `config` describes,
+    before the model is built: config and weights must belong together, and a
+    hostile config must not make the backend allocate what the file cannot fill."""
+    from zoo.architectures import config_of
+
+    family_config = config_of(family, config)
+    if not hasattr(family_config, "weight_count"):
+        return  # a registered family that does not say its size
+    needed = 4 * family_config.weight_count()  # float32
+    size = Path(path).stat().st_size
+    if size < needed:
+        raise InvalidPresetError(
+            f"{path} holds {size:,} bytes, but config.json describes {needed // 4:,} float32 weights "
+            f"({needed:,} bytes): the files do not belong together, or the weights file is cut "
+            "short. Fetch the preset again."
+        )
+
+
+def load_weights_file(model, path):
+    """`model.load_weights(path)`, with an error that names the file when it
+    is not a Keras weights file of this architecture."""
+    try:
+        model.load_weights(path)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InvalidPresetError(
+            f"{path} could not be loaded as the weights of this preset ({reason}). The file is "
+            "damaged or does not belong to config.json; fetch the preset again."
+        ) from None
+
+
+def rebuilt(model, num_classes, overrides, label):
+    """`model` built again with a new `num_classes` or config `overrides`,
+    keeping every weight whose shape still fits (the layers that start fresh,
+    such as a new head, are logged on the "zoo" logger); `model` itself when
+    nothing changes."""
+    from zoo.architectures import build
+    from zoo.architectures.config import config_to_dict
+
+    if num_classes is None and not overrides:
+        return model
+    changed = build(model.family, config_to_dict(model.zoo_config), num_classes=num_classes,
+                    name=model.name, **overrides)
+    fresh = copy_matching_weights(model, changed)
+    if fresh:
+        logger.warning(
+            "%s: new layers, randomly initialised (not in the preset or of another shape): %s. "
+            "Every other layer keeps its pretrained weights; fine-tune before use (zoo.finetune).",
+            label, "; ".join(fresh),
+        )
+    return changed
 
 
 def copy_matching_weights(source, target):

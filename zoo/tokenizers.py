@@ -153,8 +153,11 @@ def save_tokenizer(tokenizer, folder):
     return folder
 
 
-def load_tokenizer(folder):
+def load_tokenizer(folder, listed=None):
     """The tokenizer saved in `folder`, or None when there is none.
+
+    `listed` (names relative to `folder`) are the only files it may read: a
+    preset's manifest says which those are. None allows any.
 
     Example:
     >>> import tempfile
@@ -165,16 +168,20 @@ def load_tokenizer(folder):
     >>> load_tokenizer(tempfile.mkdtemp()) is None
     True
     """
+    def readable(name):
+        return (Path(folder) / name).is_file() and (listed is None or name in listed)
+
     config_path = Path(folder) / CONFIG_FILE
-    if not config_path.is_file():
+    if not readable(CONFIG_FILE):
         return None
     config = _read_config(config_path)
     if config["type"] == "byte":
         return ByteTokenizer()
     vocabulary_path = Path(folder) / VOCABULARY_FILE
-    if not vocabulary_path.is_file():
+    if not readable(VOCABULARY_FILE):
         raise InvalidPresetError(
-            f"{config_path} describes a tokenizer but {vocabulary_path} is missing; "
+            f"{config_path} describes a tokenizer but {vocabulary_path} is missing"
+            f"{'' if listed is None else ' or not in the manifest'}; "
             "save the tokenizer again with zoo.tokenizers.save_tokenizer()."
         )
     with open(vocabulary_path, encoding="utf-8", newline="") as file:
