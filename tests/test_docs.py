@@ -19,6 +19,7 @@ DOCUMENTED_MODULES = [
     "zoo.loader",
     "zoo.presets",
     "zoo.hub",
+    "zoo.settings",
     "zoo.architectures",
     "zoo.architectures.base",
     "zoo.architectures.dense",

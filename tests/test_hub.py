@@ -1,18 +1,23 @@
 """Downloads, the cache and offline mode, against a real HTTP server on 127.0.0.1."""
 
 import io
+import json
 import os
+import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tarfile
+import time
 import zipfile
+
 import pytest
 
 import zoo
 from conftest import assert_same_outputs
-from zoo import hub, presets
+from zoo import hub, presets, settings
 
 WEIGHTS = "/p/model.weights.h5"
 
@@ -162,7 +167,7 @@ with filelock.FileLock(sys.argv[1]):
 def test_a_lock_left_by_a_killed_process_does_not_hang_the_next(served):
     server, model = served
     source = hub.parse_source(f"{server.url}/p/")
-    lock = hub.zoo_home() / "locks" / f"{source.entry_name}.lock"
+    lock = settings.zoo_home() / "locks" / f"{source.entry_name}.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
     holder = subprocess.Popen([sys.executable, "-c", HOLD_THE_LOCK, str(lock)], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "locked"
@@ -321,8 +326,286 @@ def test_clear_removes_abandoned_downloads_but_not_running_ones():
     for folder in (abandoned, running):
         folder.mkdir(parents=True)
         (folder / "model.weights.h5").write_bytes(b"half")
-    (hub.zoo_home() / "locks").mkdir(parents=True, exist_ok=True)
-    with filelock.FileLock(hub.zoo_home() / "locks" / "busy-0123456789abcdef.lock"):
+    (settings.zoo_home() / "locks").mkdir(parents=True, exist_ok=True)
+    with filelock.FileLock(settings.zoo_home() / "locks" / "busy-0123456789abcdef.lock"):
         removed = hub.clear_cache()
     assert removed == [abandoned]
     assert running.exists() and not abandoned.exists()
+
+
+# ------------------------------------------------- bounded downloads (sizes, time)
+
+def leaves_nothing_behind():
+    """Nothing cached and no partial file anywhere in the cache."""
+    root = hub.cache_root()
+    return not root.exists() or not list(root.rglob("*"))
+
+
+def test_the_manifest_records_each_files_size(served):
+    server, _ = served
+    files = presets.read_manifest(server.root / "p")
+    assert files["model.weights.h5"].size == (server.root / "p" / "model.weights.h5").stat().st_size
+    assert all(len(entry.sha256) == 64 for entry in files.values())
+
+
+def test_an_endless_file_stops_at_the_size_the_manifest_gives(served):
+    server, _ = served
+    server.behaviours[WEIGHTS] = "endless"
+    size = presets.read_manifest(server.root / "p")["model.weights.h5"].size
+    with pytest.raises(zoo.DownloadError, match=f"sent more than the {size} bytes expected"):
+        zoo.load(f"{server.url}/p/")
+    assert server.requests_for(WEIGHTS) == 1  # not retried: the server is wrong, not the network
+    assert server.bytes_sent[WEIGHTS] < 16 << 20  # the loopback buffers, not the 64 MiB on offer
+    assert leaves_nothing_behind()
+
+
+def test_an_endless_manifest_stops_at_one_mebibyte(served):
+    server, _ = served
+    server.behaviours["/p/manifest.json"] = "endless"
+    with pytest.raises(zoo.DownloadError, match="more than the 1048576 bytes expected"):
+        zoo.load(f"{server.url}/p/")
+    assert leaves_nothing_behind()
+
+
+def test_an_endless_archive_stops_at_the_download_cap(served, monkeypatch):
+    server, _ = served
+    monkeypatch.setenv("ZOO_MAX_DOWNLOAD_BYTES", str(1 << 20))
+    server.behaviours["/p.tar.gz"] = "endless"
+    with pytest.raises(zoo.DownloadError, match="ZOO_MAX_DOWNLOAD_BYTES"):
+        zoo.load(f"{server.url}/p.tar.gz")
+    assert leaves_nothing_behind()
+
+
+def test_a_file_announced_larger_than_the_manifest_says_is_refused_at_once(served):
+    server, _ = served
+    server.behaviours[WEIGHTS] = "huge"
+    with pytest.raises(zoo.DownloadError, match="announces 10000000000 bytes, more than"):
+        zoo.load(f"{server.url}/p/")
+    assert server.bytes_sent.get(WEIGHTS, 0) < 16 << 20
+    assert leaves_nothing_behind()
+
+
+def test_a_file_of_another_size_than_the_manifest_says_is_a_checksum_error(served):
+    server, _ = served
+    weights = server.root / "p" / "model.weights.h5"
+    weights.write_bytes(weights.read_bytes()[:-100])  # served as it is, with its true Content-Length
+    with pytest.raises(zoo.ChecksumError, match="bytes, the manifest says"):
+        zoo.load(f"{server.url}/p/")
+    assert leaves_nothing_behind()
+
+
+@pytest.mark.parametrize("behaviour, message", [("drip", "too slow"), ("drip-headers", "no response within")])
+def test_a_dripping_server_is_given_up_on(served, monkeypatch, behaviour, message):
+    """A byte every 0.05 s never trips a per-read timeout; the throughput floor does."""
+    server, _ = served
+    monkeypatch.setenv("ZOO_DOWNLOAD_TIMEOUT", "0.5")
+    monkeypatch.setenv("ZOO_DOWNLOAD_RETRIES", "1")
+    server.behaviours["/p/config.json"] = behaviour
+    with pytest.raises(zoo.DownloadError, match=message):
+        zoo.load(f"{server.url}/p/")
+    assert server.requests_for("/p/config.json") == 2
+    assert leaves_nothing_behind()
+
+
+def test_the_throughput_floor_is_a_setting(served, monkeypatch):
+    server, model = served
+    monkeypatch.setenv("ZOO_DOWNLOAD_TIMEOUT", "0.5")
+    monkeypatch.setenv("ZOO_DOWNLOAD_MIN_SPEED", "0")  # no floor: a patient user waits for the drip
+    server.behaviours["/p/config.json"] = "drip"
+    assert_same_outputs(model, zoo.load(f"{server.url}/p/"), model.example_batch()[0], atol=0)
+
+
+def test_a_format_1_manifest_without_sizes_still_loads(served):
+    server, model = served
+    folder = server.root / "p"
+    files = {name: entry.sha256 for name, entry in presets.read_manifest(folder).items()}
+    (folder / "manifest.json").write_text(json.dumps({"format_version": 1, "files": files}))
+    assert presets.read_manifest(folder)["config.json"].size is None
+    assert_same_outputs(model, zoo.load(f"{server.url}/p/"), model.example_batch()[0], atol=0)
+
+
+# ----------------------------------------------------- the manifest is the whole truth
+
+def add_unlisted_byte_tokenizer(folder):
+    tokenizer = folder / "assets" / "tokenizer"
+    tokenizer.mkdir(parents=True)
+    (tokenizer / "tokenizer.json").write_text(json.dumps({"type": "byte", "options": {}}))
+
+
+def test_an_unlisted_tokenizer_is_never_read(tmp_path):
+    folder = zoo.save_preset(zoo.load("transformer-decoder-tiny"), tmp_path / "lm")
+    add_unlisted_byte_tokenizer(folder)
+    assert zoo.load(str(folder)).tokenizer is None
+
+
+def test_an_unlisted_metadata_file_is_never_read(tmp_path):
+    folder = zoo.save_preset(zoo.load("dense-tiny"), tmp_path / "p", label_names=["no", "yes"])
+    files = {n: vars(e) for n, e in presets.read_manifest(folder).items() if n != "metadata.json"}
+    (folder / "manifest.json").write_text(json.dumps({"format_version": 2, "files": files}))
+    assert zoo.load(str(folder)).label_names is None
+
+
+def test_an_archive_entry_keeps_only_listed_files(served):
+    server, model = served
+    big = server.root / "p" / "assets" / "unlisted.bin"
+    big.parent.mkdir()
+    big.write_bytes(os.urandom(300_000))
+    with tarfile.open(server.root / "extra.tar.gz", "w:gz") as archive:
+        archive.add(server.root / "p", arcname="p")
+    loaded = zoo.load(f"{server.url}/extra.tar.gz")
+    assert_same_outputs(model, loaded, model.example_batch()[0], atol=0)
+    (entry, _), = hub.cache_entries()
+    assert sorted(p.relative_to(entry).as_posix() for p in entry.rglob("*") if p.is_file()) == sorted(
+        [*presets.read_manifest(server.root / "p"), "manifest.json", hub.SOURCE_FILE])
+
+
+def test_a_file_added_to_a_cache_entry_fails_verification_and_loading(served, capsys, monkeypatch):
+    from zoo.cli import main
+
+    monkeypatch.setenv("COLUMNS", "300")
+    server, _ = served
+    url = f"{server.url}/p/"
+    zoo.load(url)
+    (entry, _), = hub.cache_entries()
+    add_unlisted_byte_tokenizer(entry)
+    assert main(["cache", "verify"]) == 1
+    assert "assets/tokenizer/tokenizer.json" in capsys.readouterr().out
+    with pytest.raises(zoo.ChecksumError, match=f"does not list: assets/tokenizer/tokenizer.json.*zoo download {url}"):
+        zoo.load(url)
+
+
+@pytest.mark.parametrize("kind, mode", [("FIFO", stat.S_IFIFO), ("device", stat.S_IFCHR), ("socket", stat.S_IFSOCK)])
+def test_a_zip_entry_marked_as_a_special_file_is_refused(tmp_path, kind, mode):
+    archive = tmp_path / "special.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        info = zipfile.ZipInfo("p/config.json")
+        info.external_attr = (mode | 0o644) << 16
+        bundle.writestr(info, "{}")
+    with pytest.raises(zoo.UnsafeArchiveError, match="a special file"):
+        zoo.load(str(archive))
+    assert leaves_nothing_behind()
+
+
+@pytest.mark.parametrize("name", ["../evil", "/etc/passwd", "a//b", ".zoo-source.json", "manifest.json", "C:/x"])
+def test_a_manifest_naming_odd_paths_is_refused(tmp_path, name):
+    folder = zoo.save_preset(zoo.load("dense-tiny"), tmp_path / "p")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["files"][name] = {"sha256": "0" * 64, "size": 1}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(zoo.InvalidPresetError, match=re.escape(repr(name))):
+        zoo.load(str(folder))
+
+
+# --------------------------------------------------- a broken preset is never cached
+
+def republish(folder, change):
+    """Apply `change(folder)`, then write a manifest that matches: a consistent, broken preset."""
+    change(folder)
+    presets.write_manifest(folder)
+
+
+def edit_config(**config):
+    def change(folder):
+        data = json.loads((folder / "config.json").read_text())
+        data["config"].update(config)
+        (folder / "config.json").write_text(json.dumps(data))
+    return change
+
+
+def truncate_weights(folder):
+    weights = folder / "model.weights.h5"
+    weights.write_bytes(weights.read_bytes()[:2000])
+
+
+def scramble_weights(folder):
+    weights = folder / "model.weights.h5"
+    weights.write_bytes(os.urandom(weights.stat().st_size))
+
+
+@pytest.mark.parametrize("change, message", [
+    (edit_config(num_classes=0), "config.json.*'num_classes'"),
+    (truncate_weights, "model.weights.h5 holds 2,000 bytes, but config.json describes 1,119"),
+    (scramble_weights, "model.weights.h5 could not be loaded as the weights of this preset"),
+])
+def test_a_preset_that_does_not_load_is_never_cached(served, change, message):
+    server, model = served
+    republish(server.root / "p", change)
+    url = f"{server.url}/p/"
+    for attempt in (1, 2):  # refused each time, so fetched each time
+        with pytest.raises(zoo.ZooError, match=message) as caught:
+            zoo.load(url)
+        assert "Nothing was cached" in str(caught.value) and str(hub.cache_root()) not in str(caught.value)
+        assert leaves_nothing_behind()
+        assert server.requests_for("/p/manifest.json") == attempt
+
+
+@pytest.mark.parametrize("change, message", [
+    (truncate_weights, "model.weights.h5 holds 2,000 bytes"),
+    (scramble_weights, "model.weights.h5 could not be loaded"),
+    (edit_config(dropout=float("nan")), "'dropout' .* finite"),
+])
+def test_a_broken_local_preset_names_the_file(tmp_path, change, message):
+    folder = zoo.save_preset(zoo.load("dense-tiny"), tmp_path / "p")
+    republish(folder, change)
+    with pytest.raises(zoo.ZooError, match=message):
+        zoo.load(str(folder))
+
+
+def test_a_config_that_disagrees_with_its_weights_is_refused_before_building(tmp_path, monkeypatch):
+    """34 million weights would fit in memory, but a 25 kB weights file cannot hold them."""
+    folder = zoo.save_preset(zoo.load("dense-tiny"), tmp_path / "p")
+    republish(folder, edit_config(num_features=10**6))
+    from zoo.architectures import base
+
+    monkeypatch.setattr(base.ZooModel, "build_graph", lambda *a: pytest.fail("built"))
+    with pytest.raises(zoo.InvalidPresetError, match="config.json describes 34,000,099 float32 weights"):
+        zoo.load(str(folder))
+
+
+def test_zoo_download_repairs_a_damaged_entry(served, capsys):
+    from zoo.cli import main
+
+    server, model = served
+    url = f"{server.url}/p/"
+    zoo.load(url)
+    (entry, _), = hub.cache_entries()
+    (entry / "model.weights.h5").write_bytes(b"damaged")
+    with pytest.raises(zoo.ChecksumError, match=f"zoo download {url}"):
+        zoo.load(url)
+    assert main(["download", url, "--quiet"]) == 0
+    assert server.requests_for(WEIGHTS) == 2
+    assert main(["cache", "verify"]) == 0
+    assert_same_outputs(model, zoo.load(url), model.example_batch()[0], atol=0)
+    assert main(["download", url, "--quiet"]) == 0  # a sound entry is verified, not fetched again
+    assert server.requests_for(WEIGHTS) == 2
+
+
+DOWNLOAD_IN_BACKGROUND = """
+import sys
+from zoo import hub, presets
+folder = hub.resolve(sys.argv[1], quiet=True)
+presets.verify_folder(folder, exact=True, ignore=(hub.SOURCE_FILE,))
+print("done", folder)
+"""
+
+
+def test_cache_clear_leaves_a_running_archive_download_alone(served):
+    server, _ = served
+    server.behaviours["/p.tar.gz"] = "hold"  # half the archive now, the rest on release
+    url = f"{server.url}/p.tar.gz"
+    worker = subprocess.Popen([sys.executable, "-c", DOWNLOAD_IN_BACKGROUND, url], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    try:
+        deadline = time.monotonic() + 120
+        while not list(hub.cache_root().glob(".*.partial-*/.archive.part-*")):
+            assert worker.poll() is None and time.monotonic() < deadline, worker.stderr.read()
+            time.sleep(0.05)
+        (work,) = hub.cache_root().glob(".*.partial-*")
+        assert hub.clear_cache() == []
+        assert work.exists()
+    finally:
+        server.release.set()
+    out, err = worker.communicate(timeout=300)
+    assert worker.returncode == 0, err
+    assert out.startswith("done")
+    assert [record["location"] for _, record in hub.cache_entries()] == [url]

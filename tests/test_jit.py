@@ -15,7 +15,7 @@ from sklearn import metrics
 import zoo
 from conftest import TINY_PRESETS, to_numpy
 from tools import measure_jit
-from zoo import backend, hub
+from zoo import backend, settings
 from zoo.architectures import generation
 from zoo.errors import InvalidConfigError
 
@@ -200,7 +200,7 @@ def test_jax_keeps_compiled_programs_under_zoo_home(tmp_path, monkeypatch):
     import jax
 
     zoo.load("dense-tiny")
-    folder = hub.zoo_home() / "jax-cache"
+    folder = settings.zoo_home() / "jax-cache"
     assert folder.is_dir() and jax.config.jax_compilation_cache_dir == str(folder)
     monkeypatch.setenv("ZOO_HOME", str(tmp_path / "elsewhere"))
     model = zoo.load("dense-tiny", jit_compile=True)

@@ -402,9 +402,9 @@ def enable_compilation_cache():
         return None
     import jax
 
-    from zoo import hub
+    from zoo import settings
 
-    folder = hub.zoo_home() / JAX_CACHE_FOLDER
+    folder = settings.zoo_home() / JAX_CACHE_FOLDER
     current = jax.config.jax_compilation_cache_dir
     if current is not None and current != _compilation_cache_dir:
         return Path(current)  # the user's own choice wins

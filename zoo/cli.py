@@ -89,13 +89,13 @@ def info_command(args, console):
 def download_command(args, console):
     from zoo import hub
 
-    folder = hub.resolve(args.source, quiet=True if args.quiet else None)
+    folder = hub.resolve(args.source, quiet=True if args.quiet else None, repair=True)
     console.print(f"{args.source} -> {folder}", highlight=False)
     return 0
 
 
 def cache_command(args, console):
-    from zoo import hub, presets
+    from zoo import hub
 
     if args.action == "dir":
         console.print(str(hub.cache_root()), highlight=False)
@@ -118,9 +118,9 @@ def cache_command(args, console):
         row = [entry.name, record.get("label") or record["location"], human_count(size) + "B", record["fetched_at"]]
         if args.action == "verify":
             try:
-                presets.verify_folder(entry)
+                hub.verify_entry(entry, record.get("label") or record["location"])
                 row.append("[green]ok[/]")
-            except (ZooError, FileNotFoundError, FileExistsError) as error:
+            except (ZooError, OSError) as error:
                 failures += 1
                 row.append(f"[red]CORRUPT[/] {error}")
         table.add_row(*row)

@@ -11,28 +11,27 @@ Sources `zoo.load` and `zoo download` accept:
     kaggle://owner/model/keras/variant/1   a Kaggle model (kagglehub)
 
 Everything downloaded lands in `$ZOO_HOME/presets/<entry>/` (default
-`~/.keras/zoo`), written to a temporary folder, verified, then renamed into
-place under a file lock, so a failed or concurrent download never leaves a
-corrupt entry. Environment:
-
-    ZOO_HOME               cache root (default: $KERAS_HOME/zoo, i.e. ~/.keras/zoo)
-    ZOO_OFFLINE=1          never touch the network (HF_HUB_OFFLINE=1 does too)
-    ZOO_MIRROR             base URL serving built-in preset folders
-    ZOO_DOWNLOAD_TIMEOUT   seconds a stalled connection may wait (default 30)
-    ZOO_DOWNLOAD_RETRIES   retries after a transient error (default 3)
-    ZOO_MAX_ARCHIVE_BYTES  largest archive content accepted (default 4 GiB)
+`~/.keras/zoo`): fetched into a work folder beside it, bounded in size and
+time, verified file by file against the manifest, built and loaded once, and
+only then renamed into place under a file lock, so a failed, hostile or
+concurrent download never leaves a corrupt entry. An entry holds exactly the
+files its manifest lists. The settings (timeouts, limits, offline mode) are
+read by `zoo.settings`.
 """
 
 import dataclasses
+import glob
 import hashlib
 import http.client
 import json
+import logging
 import os
 import shutil
 import socket
 import stat
 import sys
 import tarfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -41,10 +40,12 @@ import uuid
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from zoo import presets, registry
+from zoo import presets, registry, settings
 from zoo.errors import (
     ChecksumError,
     DownloadError,
+    InvalidConfigError,
+    InvalidPresetError,
     MissingDependencyError,
     OfflineError,
     PresetNotFoundError,
@@ -53,45 +54,21 @@ from zoo.errors import (
 )
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
+KERAS_FILE_SUFFIX = ".keras"
 SOURCE_FILE = ".zoo-source.json"  # beside the preset files in a cache entry
 USER_AGENT = "keras-zoo"
-
-
-# --------------------------------------------------------------------- settings
-
-def zoo_home():
-    """The cache root: $ZOO_HOME, else the Keras home's `zoo/` folder."""
-    if os.environ.get("ZOO_HOME"):
-        return Path(os.environ["ZOO_HOME"]).expanduser()
-    keras_home = os.environ.get("KERAS_HOME") or Path.home() / ".keras"
-    return Path(keras_home).expanduser() / "zoo"
+logger = logging.getLogger("zoo")
 
 
 def cache_root():
-    return zoo_home() / "presets"
-
-
-def is_offline():
-    return any(_truthy(os.environ.get(name)) for name in ("ZOO_OFFLINE", "HF_HUB_OFFLINE"))
-
-
-def _truthy(value):
-    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _setting(name, default, kind):
-    value = os.environ.get(name)
-    try:
-        return kind(value) if value else default
-    except ValueError:
-        raise ZooError(f"{name}={value!r} is not a valid {kind.__name__}.") from None
+    return settings.zoo_home() / "presets"
 
 
 # ---------------------------------------------------------------------- sources
 
 @dataclasses.dataclass(frozen=True)
 class Source:
-    kind: str  # folder | archive | http-folder | http-archive | hf | kaggle | builtin
+    kind: str  # folder | archive | keras-file | http-folder | http-archive | hf | kaggle | builtin
     location: str
     sha256: str | None = None  # pin: of the archive, or of a folder's manifest.json
 
@@ -134,7 +111,14 @@ def parse_source(text):
         return Source("folder", str(path.resolve()))
     if path.is_file() and path.name.lower().endswith(ARCHIVE_SUFFIXES):
         return Source("archive", str(path.resolve()))
-    if os.sep in text or text.startswith(".") or text.lower().endswith(ARCHIVE_SUFFIXES):
+    if path.is_file() and path.name.lower().endswith(KERAS_FILE_SUFFIX):
+        return Source("keras-file", str(path.resolve()))
+    if path.is_file():
+        raise InvalidPresetError(
+            f"{text} is a file, but not one the zoo loads: give a preset folder, a .tar.gz / .zip "
+            "archive of one, or a .keras file saved with model.save()."
+        )
+    if os.sep in text or text.startswith(".") or text.lower().endswith((*ARCHIVE_SUFFIXES, KERAS_FILE_SUFFIX)):
         raise FileNotFoundError(f"No preset folder or archive at {text!r}.")
     raise PresetNotFoundError(text, registry.list_presets())
 
@@ -151,110 +135,174 @@ def _parse_pin(fragment, text):
 
 # -------------------------------------------------------------------- resolving
 
-def resolve(source, *, quiet=None):
-    """A verified local preset folder for `source` (downloading it if needed)."""
+def resolve(source, *, quiet=None, repair=False):
+    """A verified local preset folder for `source`, downloading it if needed.
+
+    With `repair`, a cache entry that no longer verifies is fetched again
+    instead of raising (what `zoo download` does).
+    """
     source = source if isinstance(source, Source) else parse_source(source)
     if source.kind == "builtin":
-        return resolve_builtin(registry.info(source.location), quiet=quiet)
+        return resolve_builtin(registry.info(source.location), quiet=quiet, repair=repair)
     if source.kind == "folder":
-        presets.verify_folder(source.location)
+        verified(source.location, "The folder is damaged: copy or save the preset again.")
         return Path(source.location)
+    if source.kind == "keras-file":
+        raise InvalidPresetError(
+            f"{source.location} is a Keras model file, not a preset folder: zoo.load() reads it as it "
+            "is, and there is nothing to download. To make it a preset: "
+            "zoo.save_preset(zoo.load(path), folder)."
+        )
     if source.kind == "hf":
         return _from_hugging_face(source.location)
     if source.kind == "kaggle":
         return _from_kaggle(source.location)
-    return fetch_into_cache(source, quiet=quiet)
+    return fetch_into_cache(source, quiet=quiet, repair=repair)
 
 
-def resolve_builtin(card, *, quiet=None):
+def resolve_builtin(card, *, quiet=None, repair=False):
     """The weights folder of a built-in card: bundled with the package, else
     fetched from $ZOO_MIRROR and pinned by the card's manifest hash."""
     if not card.pretrained:
-        raise ZooError(f"Preset {card.name!r} has no pretrained weights; load it with pretrained=False.")
+        raise ZooError(
+            f"Preset {card.name!r} has no pretrained weights, so there is nothing to fetch: "
+            f"zoo.load({card.name!r}) builds it freshly initialised."
+        )
     folder_name, pin = card.weights["folder"], card.weights["manifest_sha256"]
     bundled = registry.builtin_cards_folder() / folder_name
     if bundled.is_dir():
         _check_pin(bundled / presets.MANIFEST_FILE, pin)
-        presets.verify_folder(bundled)
+        verified(bundled, "The installation is damaged: reinstall keras-zoo.")
         return bundled
-    mirror = os.environ.get("ZOO_MIRROR")
+    mirror = settings.mirror()
     if not mirror:
         raise ZooError(
             f"The weights of {card.name!r} are not bundled with this installation and ZOO_MIRROR "
             "is not set. Set ZOO_MIRROR to a server hosting the preset folders, or reinstall keras-zoo."
         )
     url = f"{mirror.rstrip('/')}/{folder_name}/"
-    return fetch_into_cache(Source("http-folder", url, pin), quiet=quiet, label=card.name)
+    return fetch_into_cache(Source("http-folder", url, pin), quiet=quiet, label=card.name, repair=repair)
 
 
-def fetch_into_cache(source, *, quiet=None, label=None):
-    """Download (or extract) `source` into its cache entry once, under a lock."""
+def verified(folder, hint, **options):
+    """`presets.verify_folder(folder, **options)`, its error ending with `hint`
+    (what to do about this kind of folder)."""
+    try:
+        return presets.verify_folder(folder, **options)
+    except (ChecksumError, InvalidPresetError) as error:
+        raise type(error)(f"{error} {hint}") from None
+
+
+def fetch_into_cache(source, *, quiet=None, label=None, repair=False):
+    """Download (or extract) `source` into its cache entry once, under a lock.
+
+    An entry found complete is verified before it is used; with `repair`, one
+    that fails is fetched again, otherwise the error says how to repair it.
+    """
     import filelock  # a dependency of keras, huggingface_hub and torch alike
 
     entry = cache_root() / source.entry_name
-    if _entry_complete(entry):
-        return entry
-    if is_offline():
+    name = label or source.location
+    if _entry_complete(entry) and not repair:
+        return verify_entry(entry, name)
+    if settings.is_offline():
         raise OfflineError(
-            f"Offline mode (ZOO_OFFLINE or HF_HUB_OFFLINE) is on and {label or source.location} is not "
-            f"in the cache ({cache_root()}). Run `zoo download {label or source.location}` while "
-            "online, or unset the offline variable."
+            f"Offline mode (ZOO_OFFLINE or HF_HUB_OFFLINE) is on and {name} is not "
+            f"{'verifiably ' if _entry_complete(entry) else ''}in the cache ({cache_root()}). Run "
+            f"`zoo download {name}` while online, or unset the offline variable."
         )
-    locks = zoo_home() / "locks"
+    locks = settings.zoo_home() / "locks"
     locks.mkdir(parents=True, exist_ok=True)
     # flock-based: the OS releases it when a holder dies, so a killed download
     # never leaves a lock behind that hangs the next one.
     with filelock.FileLock(locks / f"{source.entry_name}.lock"):
-        if _entry_complete(entry):  # another process finished it while we waited
-            return entry
-        staging = cache_root() / f".{source.entry_name}.partial-{uuid.uuid4().hex[:8]}"
-        staging.mkdir(parents=True)
+        if _entry_complete(entry):  # there already, or another process finished it while we waited
+            try:
+                return verify_entry(entry, name)
+            except (ChecksumError, InvalidPresetError) as error:
+                if not repair:
+                    raise
+                logger.warning("%s: the cached copy is damaged (%s); fetching it again.", name, error)
+        work = cache_root() / f".{source.entry_name}.partial-{uuid.uuid4().hex[:8]}"
+        work.mkdir(parents=True)
         try:
-            _materialise(source, staging, quiet=quiet)
+            staging = _materialise(source, work, quiet=quiet)
+            _check_builds(staging, name)
             (staging / SOURCE_FILE).write_text(json.dumps({
                 "kind": source.kind, "location": source.location, "sha256": source.sha256,
                 "label": label, "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }, indent=2))
             presets.replace_folder(staging, entry)
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            shutil.rmtree(work, ignore_errors=True)
     return entry
 
 
 def _entry_complete(entry):
     # The source record is written last, just before the rename, so an entry
-    # that has one finished downloading and verifying.
+    # that has one finished downloading, verifying and loading.
     return (entry / SOURCE_FILE).is_file()
 
 
-def _materialise(source, staging, *, quiet):
+def verify_entry(entry, name):
+    """Check a cache entry: every listed file sound, nothing else in it."""
+    verified(entry, f"Run `zoo download {name}` to fetch it again.", exact=True, ignore=(SOURCE_FILE,))
+    return entry
+
+
+def _materialise(source, work, *, quiet):
+    """Fetch or unpack `source` into `work/preset`, holding only the files its
+    manifest lists, each verified; returns that folder."""
+    staging = work / "preset"
+    staging.mkdir()
     if source.kind == "http-folder":
         _download_folder(source, staging, quiet=quiet)
-    elif source.kind == "http-archive":
-        archive = staging.with_name(staging.name + ".archive")
-        try:
-            download_file(source.location, archive, expected_sha256=source.sha256, quiet=quiet)
-            _unpack_preset(archive, staging)
-        finally:
-            archive.unlink(missing_ok=True)
-    elif source.kind == "archive":
-        if source.sha256:
-            _check_pin(Path(source.location), source.sha256)
-        _unpack_preset(Path(source.location), staging)
+    elif source.kind in ("http-archive", "archive"):
+        archive = Path(source.location)
+        if source.kind == "http-archive":
+            archive = download_file(source.location, work / "archive", expected_sha256=source.sha256,
+                                    max_bytes=settings.max_download_bytes(), quiet=quiet)
+        elif source.sha256:
+            _check_pin(archive, source.sha256)
+        _unpack_preset(archive, staging, work / "unpacked")
+        _remove_unlisted_files(staging)
     else:
         raise ZooError(f"Cannot cache a source of kind {source.kind!r}.")
-    presets.verify_folder(staging)
+    presets.verify_folder(staging, exact=True)
+    return staging
 
 
 def _download_folder(source, staging, *, quiet):
     base = source.location if source.location.endswith("/") else source.location + "/"
-    manifest_path = staging / presets.MANIFEST_FILE
-    download_file(base + presets.MANIFEST_FILE, manifest_path, expected_sha256=source.sha256, quiet=True)
-    for name, digest in presets.read_manifest(staging).items():
+    download_file(base + presets.MANIFEST_FILE, staging / presets.MANIFEST_FILE, expected_sha256=source.sha256,
+                  max_bytes=settings.MANIFEST_MAX_BYTES, quiet=True)
+    for name, entry in presets.read_manifest(staging).items():
         target = staging / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        url = base + urllib.parse.quote(name)
-        download_file(url, target, expected_sha256=digest, quiet=quiet)
+        download_file(base + urllib.parse.quote(name), target, expected_sha256=entry.sha256,
+                      expected_size=entry.size, quiet=quiet)
+
+
+def _remove_unlisted_files(folder):
+    """Delete what an archive held beyond its manifest: an entry keeps nothing else."""
+    listed = set(presets.read_manifest(folder)) | {presets.MANIFEST_FILE}
+    for path in sorted(folder.rglob("*"), reverse=True):  # children before their folders
+        if path.is_dir() and not path.is_symlink():
+            if not any(path.iterdir()):
+                path.rmdir()
+        elif path.relative_to(folder).as_posix() not in listed:
+            path.unlink()
+
+
+def _check_builds(staging, name):
+    """Build the staged preset and load its weights (and tokenizer): a folder
+    whose manifest matches but whose config or weights are broken must never
+    become an entry that later loads would trust."""
+    try:
+        presets.build_from_folder(staging)
+    except (ChecksumError, InvalidPresetError, InvalidConfigError) as error:
+        where = f"{staging}{os.sep}"
+        raise type(error)(f"{name}: {str(error).replace(where, '')} Nothing was cached.") from None
 
 
 def _check_pin(path, expected):
@@ -266,15 +314,20 @@ def _check_pin(path, expected):
 # -------------------------------------------------------------------- downloads
 
 class _TransientError(Exception):
-    """Worth another try: connection reset or dropped, timeout, HTTP 5xx / 429."""
+    """Worth another try: connection reset or dropped, timeout, too slow, HTTP 5xx / 429."""
 
 
-def download_file(url, target, *, expected_sha256=None, quiet=None):
-    """Download `url` to `target` with retries; verify its sha256 if given.
+def download_file(url, target, *, expected_sha256=None, expected_size=None, max_bytes=None, quiet=None):
+    """Download `url` to `target` with retries; verify its size and sha256 if given.
 
-    On any failure the partial file is deleted and `target` is untouched.
+    The download stops as soon as it exceeds `expected_size`, or `max_bytes`
+    when the size is not known (default ZOO_MAX_DOWNLOAD_BYTES), and when the
+    server stays silent for ZOO_DOWNLOAD_TIMEOUT seconds or sends less than
+    ZOO_DOWNLOAD_MIN_SPEED bytes per second. On any failure the partial file
+    is deleted and `target` is untouched.
     """
-    retries = _setting("ZOO_DOWNLOAD_RETRIES", 3, int)
+    retries = settings.download_retries()
+    limit = expected_size if expected_size is not None else (max_bytes or settings.max_download_bytes())
     target = Path(target)
     partial = target.with_name(f".{target.name}.part-{uuid.uuid4().hex[:8]}")
     last_error = None
@@ -283,7 +336,7 @@ def download_file(url, target, *, expected_sha256=None, quiet=None):
             if attempt:
                 time.sleep(min(0.25 * 2 ** (attempt - 1), 8.0))
             try:
-                digest = _download_once(url, partial, quiet=quiet)
+                digest, size = _download_once(url, partial, limit, exact=expected_size is not None, quiet=quiet)
                 break
             except _TransientError as error:
                 last_error = error
@@ -291,6 +344,11 @@ def download_file(url, target, *, expected_sha256=None, quiet=None):
             raise DownloadError(
                 f"Could not download {url} after {retries + 1} attempts: {last_error}. Check your "
                 "connection and the server, then try again; nothing was cached."
+            )
+        if expected_size is not None and size != expected_size:
+            raise ChecksumError(
+                f"{url} ({target.name}) has {size} bytes, the manifest says {expected_size}: the file "
+                "is corrupt or was changed on the server. It was deleted; nothing was cached."
             )
         if expected_sha256 and digest != expected_sha256:
             raise ChecksumError(
@@ -303,33 +361,182 @@ def download_file(url, target, *, expected_sha256=None, quiet=None):
     return target
 
 
-def _download_once(url, partial, *, quiet):
-    timeout = _setting("ZOO_DOWNLOAD_TIMEOUT", 30.0, float)
+def _download_once(url, partial, limit, *, exact, quiet):
+    """One attempt: `(sha256, size)` of what arrived in `partial`. `limit` is
+    the most bytes accepted; with `exact`, also the number expected."""
+    timeout = settings.download_timeout()
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     digest = hashlib.sha256()
     received = 0
+    with _Watchdog(timeout, settings.download_min_speed()) as watchdog:
+        try:
+            with _opener(watchdog).open(request, timeout=timeout) as response:
+                watchdog.headers_arrived()
+                announced = _content_length(response)
+                if announced is not None and announced > limit:
+                    raise DownloadError(_too_big(url, f"announces {announced} bytes, more", limit))
+                with open(partial, "wb") as file, _progress(url, announced, quiet) as advance:
+                    # read1, not read: read(n) waits for all n bytes, so a dripping
+                    # server would keep it (and the watchdog's verdict) waiting.
+                    while chunk := response.read1(1 << 16):
+                        received += len(chunk)
+                        if received > limit:
+                            raise DownloadError(_too_big(url, "sent more", limit))
+                        file.write(chunk)
+                        digest.update(chunk)
+                        watchdog.add(len(chunk))
+                        advance(len(chunk))
+        except urllib.error.HTTPError as error:
+            if error.code >= 500 or error.code == 429:
+                raise _TransientError(f"HTTP {error.code} {error.reason}") from None
+            raise DownloadError(
+                f"{url} answered HTTP {error.code} {error.reason}. Check the URL or preset name; "
+                "nothing was cached."
+            ) from None
+        except ZooError:  # our own verdicts (too big) are final
+            raise
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
+            if watchdog.verdict:
+                raise _TransientError(watchdog.verdict) from None
+            reason = getattr(error, "reason", None) or error
+            raise _TransientError(f"{type(error).__name__}: {reason} (timeout {timeout:g}s)") from None
+    if watchdog.verdict:  # the socket was shut down; the body may only look complete
+        raise _TransientError(watchdog.verdict)
+    expected = announced if announced is not None else (limit if exact else None)
+    if expected is not None and received < expected:
+        raise _TransientError(f"connection closed after {received} of {expected} bytes")
+    return digest.hexdigest(), received
+
+
+def _content_length(response):
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            expected_size = int(response.headers.get("Content-Length") or 0) or None
-            with open(partial, "wb") as file, _progress(url, expected_size, quiet) as advance:
-                while chunk := response.read(1 << 16):
-                    file.write(chunk)
-                    digest.update(chunk)
-                    received += len(chunk)
-                    advance(len(chunk))
-    except urllib.error.HTTPError as error:
-        if error.code >= 500 or error.code == 429:
-            raise _TransientError(f"HTTP {error.code} {error.reason}") from None
-        raise DownloadError(
-            f"{url} answered HTTP {error.code} {error.reason}. Check the URL or preset name; "
-            "nothing was cached."
-        ) from None
-    except (urllib.error.URLError, ConnectionError, http.client.HTTPException, socket.timeout, TimeoutError) as error:
-        reason = getattr(error, "reason", error)
-        raise _TransientError(f"{type(error).__name__}: {reason} (timeout {timeout:g}s)") from None
-    if expected_size is not None and received != expected_size:
-        raise _TransientError(f"connection closed after {received} of {expected_size} bytes")
-    return digest.hexdigest()
+        value = int(response.headers.get("Content-Length") or -1)
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
+def _too_big(url, what, limit):
+    return (
+        f"{url} {what} than the {limit} bytes expected (the manifest's size, or "
+        "ZOO_MAX_DOWNLOAD_BYTES when none is known); stopped, nothing was cached."
+    )
+
+
+class _Watchdog:
+    """Gives up on a download that is too slow as a whole.
+
+    urllib's timeout bounds each read, so a server that drips a byte a second
+    never trips it, and one that never finishes its headers holds the caller
+    forever. Every `window` seconds this checks that the headers arrived and,
+    after the first window of body, that at least `min_speed * window` bytes
+    came in; if not it shuts the connection's socket down, which ends the
+    blocked read, and records its verdict. Written by hand: urllib, requests
+    and httpx all bound single reads, not a whole transfer.
+    """
+
+    def __init__(self, window, min_speed):
+        self.window, self.min_speed = window, min_speed
+        self.verdict = None
+        self.received = 0
+        self._headers = False
+        self._sockets = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True, name="zoo-download-watchdog")
+
+    def watch(self, sock):
+        with self._lock:
+            self._sockets.append(sock)
+            if self.verdict:
+                _shut(sock)
+
+    def headers_arrived(self):
+        self._headers = True
+
+    def add(self, count):
+        self.received += count
+
+    def _watch(self):
+        baseline = None
+        while not self._stop.wait(self.window):
+            if not self._headers:
+                self._abort(f"no response within {self.window:g}s (ZOO_DOWNLOAD_TIMEOUT)")
+                return
+            if baseline is not None and self.received - baseline < self.min_speed * self.window:
+                self._abort(
+                    f"too slow: {self.received - baseline} bytes in {self.window:g}s, under "
+                    f"ZOO_DOWNLOAD_MIN_SPEED ({self.min_speed:g} bytes/s, measured over "
+                    "ZOO_DOWNLOAD_TIMEOUT seconds)"
+                )
+                return
+            baseline = self.received
+
+    def _abort(self, verdict):
+        with self._lock:
+            self.verdict = verdict
+            for sock in self._sockets:
+                _shut(sock)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def _shut(sock):
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # closed already
+
+
+class _WatchedHTTPConnection(http.client.HTTPConnection):
+    """An HTTP connection that shows its socket to a `_Watchdog`."""
+
+    def __init__(self, *args, watchdog, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.watchdog = watchdog
+
+    def connect(self):
+        super().connect()
+        self.watchdog.watch(self.sock)
+
+
+class _WatchedHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, *args, watchdog, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.watchdog = watchdog
+
+    def connect(self):
+        super().connect()
+        self.watchdog.watch(self.sock)
+
+
+class _WatchedHandler(urllib.request.HTTPHandler, urllib.request.HTTPSHandler):
+    def __init__(self, watchdog):
+        urllib.request.HTTPSHandler.__init__(self)
+        self.watchdog = watchdog
+
+    def http_open(self, request):
+        return self.do_open(_WatchedHTTPConnection, request, watchdog=self.watchdog)
+
+    def https_open(self, request):
+        return self.do_open(_WatchedHTTPSConnection, request, context=self._context, watchdog=self.watchdog)
+
+
+def _opener(watchdog):
+    """urllib's opener for http(s) only (proxies and redirects included): a
+    redirect to file:// or ftp:// goes nowhere."""
+    opener = urllib.request.OpenerDirector()
+    for handler in (urllib.request.ProxyHandler(), _WatchedHandler(watchdog),
+                    urllib.request.HTTPDefaultErrorHandler(), urllib.request.HTTPRedirectHandler(),
+                    urllib.request.HTTPErrorProcessor()):
+        opener.add_handler(handler)
+    return opener
 
 
 class _progress:
@@ -362,20 +569,17 @@ class _progress:
 
 # --------------------------------------------------------------------- archives
 
-def _unpack_preset(archive, staging):
-    """Extract `archive` safely into `staging`, lifting a single wrapping folder."""
-    unpacked = staging.with_name(staging.name + ".unpacked")
+def _unpack_preset(archive, staging, unpacked):
+    """Extract `archive` safely into `unpacked`, then move its preset (lifting
+    a single wrapping folder) into `staging`."""
     unpacked.mkdir()
-    try:
-        extract_archive(archive, unpacked)
-        root = unpacked
-        children = list(unpacked.iterdir())
-        if not (unpacked / presets.MANIFEST_FILE).exists() and len(children) == 1 and children[0].is_dir():
-            root = children[0]
-        for item in root.iterdir():
-            os.replace(item, staging / item.name)
-    finally:
-        shutil.rmtree(unpacked, ignore_errors=True)
+    extract_archive(archive, unpacked)
+    root = unpacked
+    children = list(unpacked.iterdir())
+    if not (unpacked / presets.MANIFEST_FILE).exists() and len(children) == 1 and children[0].is_dir():
+        root = children[0]
+    for item in root.iterdir():
+        os.replace(item, staging / item.name)
 
 
 def extract_archive(archive, target):
@@ -386,7 +590,7 @@ def extract_archive(archive, target):
     and caps the total size before writing a byte.
     """
     archive, target = Path(archive), Path(target)
-    limit = _setting("ZOO_MAX_ARCHIVE_BYTES", 4 << 30, int)
+    limit = settings.max_archive_bytes()
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as bundle:
             members = [(info.filename, _zip_kind(info), info.file_size) for info in bundle.infolist()]
@@ -414,9 +618,11 @@ def _tar_kind(member):
 
 
 def _zip_kind(info):
-    mode = info.external_attr >> 16
+    mode = info.external_attr >> 16  # Unix mode bits; 0 when the zip was made elsewhere
     if stat.S_ISLNK(mode):
         return "link"
+    if stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
+        return "special file"  # a FIFO, device or socket
     return "dir" if info.is_dir() else "file"
 
 
@@ -448,6 +654,8 @@ def _write_member(target, name, is_dir, open_member):
 # ------------------------------------------------------------------ other hubs
 
 def _from_hugging_face(location):
+    """A preset folder in a Hugging Face repository, through huggingface_hub's
+    own cache: the manifest first, then only the files it lists."""
     try:
         import huggingface_hub
     except ImportError:
@@ -455,14 +663,23 @@ def _from_hugging_face(location):
             "hf:// sources need the huggingface_hub package: pip install 'keras-zoo[hf]'."
         ) from None
     repo_id, _, revision = location.partition("@")
+    offline = settings.is_offline()
     try:
-        folder = huggingface_hub.snapshot_download(
-            repo_id, revision=revision or None, local_files_only=is_offline()
+        manifest = huggingface_hub.hf_hub_download(
+            repo_id, presets.MANIFEST_FILE, revision=revision or None, local_files_only=offline
         )
+        # glob.escape: the hub matches these patterns with fnmatch, which reads "[" as a class.
+        listed = [glob.escape(name) for name in presets.read_manifest(Path(manifest).parent)]
+        folder = huggingface_hub.snapshot_download(
+            repo_id, revision=revision or None, local_files_only=offline,
+            allow_patterns=[presets.MANIFEST_FILE, *listed],
+        )
+    except ZooError:
+        raise
     except Exception as error:  # its errors vary by version; name the repo and the fix
-        hint = "it is not in the Hugging Face cache and offline mode is on" if is_offline() else str(error)
+        hint = "it is not in the Hugging Face cache and offline mode is on" if offline else str(error)
         raise DownloadError(f"Could not get hf://{location}: {hint}.") from error
-    presets.verify_folder(folder)
+    verified(folder, "Delete it from the Hugging Face cache (`hf cache delete`) and load it again.")
     return Path(folder)
 
 
@@ -473,13 +690,13 @@ def _from_kaggle(handle):
         raise MissingDependencyError(
             "kaggle:// sources need the kagglehub package: pip install 'keras-zoo[kaggle]'."
         ) from None
-    if is_offline():
+    if settings.is_offline():
         raise OfflineError(f"Offline mode is on; kaggle://{handle} cannot be fetched.")
     try:
         folder = kagglehub.model_download(handle)
     except Exception as error:  # kagglehub raises several unrelated types
         raise DownloadError(f"Could not get kaggle://{handle}: {error}.") from error
-    presets.verify_folder(folder)
+    verified(folder, "Delete it from kagglehub's cache and load it again.")
     return Path(folder)
 
 
@@ -491,42 +708,57 @@ def cache_entries():
     if not root.is_dir():
         return []
     return [
-        (entry, json.loads((entry / SOURCE_FILE).read_text()))
+        (entry, _source_record(entry))
         for entry in sorted(root.iterdir())
-        if entry.is_dir() and _entry_complete(entry)
+        if entry.is_dir() and not entry.name.startswith(".") and _entry_complete(entry)
     ]
+
+
+def _source_record(entry):
+    try:
+        record = json.loads((entry / SOURCE_FILE).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        record = None
+    if not isinstance(record, dict):
+        return {"location": f"(unreadable {SOURCE_FILE})", "fetched_at": "?"}
+    return record
 
 
 def clear_cache(name=None):
     """Delete cache entries (all, or those whose entry, label or source contains
-    `name`) and leftovers of interrupted downloads; returns what was removed."""
+    `name`) and leftovers of interrupted downloads; returns what was removed.
+    What a running download holds (its entry's lock) is left alone."""
     removed = []
     for entry, record in cache_entries():
-        haystack = [entry.name, record.get("label") or "", record.get("location", "")]
-        if name is None or any(name in text for text in haystack):
-            shutil.rmtree(entry)
+        haystack = [entry.name, str(record.get("label") or ""), str(record.get("location", ""))]
+        if (name is None or any(name in text for text in haystack)) and _remove_unless_busy(entry, entry.name):
             removed.append(entry)
-    if name is None:
-        removed += _remove_abandoned_downloads()
+    if name is None and cache_root().is_dir():
+        # Work folders (.<entry>.partial-<id>) and replaced entries (.<entry>.old-<id>).
+        for leftover in sorted(cache_root().glob(".*-*")):
+            entry_name, separator, _ = leftover.name[1:].rpartition(".partial-")
+            if not separator:
+                entry_name, separator, _ = leftover.name[1:].rpartition(".old-")
+            if separator and _remove_unless_busy(leftover, entry_name):
+                removed.append(leftover)
     return removed
 
 
-def _remove_abandoned_downloads():
-    """Delete staging leftovers of downloads whose process died; a download
-    still running holds its entry's lock, and its files are left alone."""
+def _remove_unless_busy(path, entry_name):
+    """Delete `path` unless a download of `entry_name` holds its lock now;
+    whether it was deleted. Work folders of downloads whose process died hold
+    no lock (the OS released it), so they go."""
     import filelock
 
-    root, removed = cache_root(), []
-    for leftover in sorted(root.glob(".*.partial-*")) if root.is_dir() else []:
-        entry_name = leftover.name[1:].split(".partial-")[0]
-        lock = filelock.FileLock(zoo_home() / "locks" / f"{entry_name}.lock")
-        try:
-            lock.acquire(timeout=0)
-        except filelock.Timeout:
-            continue
-        try:
-            shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
-            removed.append(leftover)
-        finally:
-            lock.release()
-    return removed
+    locks = settings.zoo_home() / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(locks / f"{entry_name}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        return False
+    try:
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        return True
+    finally:
+        lock.release()

@@ -1,5 +1,7 @@
 """`zoo.load`: a preset name or source -> a built keras.Model."""
 
+from pathlib import Path
+
 from zoo import hub, presets, registry
 from zoo.architectures import build
 from zoo.errors import InvalidConfigError
@@ -13,6 +15,8 @@ def load(name, pretrained=True, num_classes=None, label_names=None, jit_compile=
             or a source: a preset folder, a .tar.gz / .zip archive, `file://`,
             `https://` (optionally `#sha256=<hex>`), `hf://org/repo@revision` or
             `kaggle://handle`. Downloads are verified and cached (see `zoo.hub`).
+            A `.keras` file saved from a zoo model (`model.save`) loads too,
+            with Keras' safe mode.
         pretrained: load the weights when the preset has them; False gives a
             freshly initialised model of the same architecture.
         num_classes: a new number of output classes for classifier presets:
@@ -72,6 +76,8 @@ def _check_labels(label_names, num_classes):
 
 def _load_model(name, pretrained, num_classes, overrides):
     source = hub.parse_source(name)
+    if source.kind == "keras-file":
+        return _from_keras_file(source.location, pretrained, num_classes, overrides)
     if source.kind == "builtin":
         card = registry.info(name)
         model_name = card.name.replace("-", "_").replace(".", "_")
@@ -86,3 +92,28 @@ def _load_model(name, pretrained, num_classes, overrides):
             return build(family, config, num_classes=num_classes, **overrides)
     return presets.build_from_folder(folder, num_classes, name=model_name, **overrides)
 
+
+
+def _from_keras_file(path, pretrained, num_classes, overrides):
+    """A zoo model saved with `model.save("x.keras")`: loaded in Keras' safe
+    mode (no code runs), then rebuilt like a preset when asked to change."""
+    import keras
+
+    from zoo.architectures.base import ZooModel
+    from zoo.architectures.config import config_to_dict
+    from zoo.errors import InvalidPresetError
+
+    try:
+        model = keras.saving.load_model(path, safe_mode=True)
+    except Exception as error:  # Keras raises many types for a file it cannot read
+        raise InvalidPresetError(
+            f"{path} could not be loaded as a Keras model file ({type(error).__name__}: {error})."
+        ) from None
+    if not isinstance(model, ZooModel):
+        raise InvalidPresetError(
+            f"{path} holds a {type(model).__name__}, not a zoo model; load it with "
+            "keras.saving.load_model(path, safe_mode=True)."
+        )
+    if not pretrained:
+        return build(model.family, config_to_dict(model.zoo_config), num_classes=num_classes, **overrides)
+    return presets.rebuilt(model, num_classes, overrides, Path(path).name)
