@@ -205,16 +205,18 @@ def test_finetune_runs_its_schedule_to_the_end():
 # --- best weights, early stopping, class weights, mixed precision ---------------
 
 
-def test_best_epoch_weights_are_restored():
+def test_best_epoch_weights_are_restored_and_the_epoch_is_said(capsys):
     model = zoo.load("dense-tiny")
     x, y = separable_data(count=64)
     noisy = (x[:32], 1 - y[:32])  # validation labels flipped: val loss rises as training succeeds
     spy = WeightsAtEpochEnd()
-    zoo.finetune(model, (x, y), noisy, epochs=4, learning_rate=3e-2, monitor="val_loss",
-                 schedule="constant", callbacks=[spy], verbose=0)
+    history = zoo.finetune(model, (x, y), noisy, epochs=4, learning_rate=3e-2, monitor="val_loss",
+                           schedule="constant", callbacks=[spy], verbose=2)
     best = int(np.argmin(spy.val_losses))
     assert best < 3, "the flipped labels make a later epoch worse"
     assert_layers_equal(spy.snapshots[best], weights_by_layer(model), spy.snapshots[best])
+    assert history.restored_epoch == best + 1
+    assert f"restored the weights of epoch {best + 1} of 4, the best by val_loss" in capsys.readouterr().out
 
 
 def test_early_stopping_stops_when_the_monitor_stalls():
@@ -248,16 +250,69 @@ def test_mixed_precision_trains_and_leaves_float32_inference():
 # --- failures leave the model as it was -------------------------------------------
 
 
-def test_a_nan_batch_leaves_the_model_unchanged():
-    # A NaN target rather than a NaN feature: TensorFlow's CPU relu maps NaN to 0.
+@pytest.mark.parametrize("where", ["feature", "target"])
+def test_a_nan_batch_leaves_the_model_unchanged(where):
+    """A batch that arrays checks cannot see (here a PyDataset) turns the
+    weights NaN. A NaN feature is the hard case: TensorFlow's CPU relu maps
+    NaN to 0, so the loss stays finite while the first layer's weights do not."""
     model = zoo.load("dense-tiny", num_features=4, task="regression")
     x, _ = separable_data(count=64, features=4)
     y = x[:, :1].copy()
-    y[40] = np.nan
+    (x if where == "feature" else y)[40, 0] = np.nan
     before = weights_by_layer(model)
-    with pytest.raises(zoo.TrainingDivergedError, match=r"loss became nan at epoch 1, batch \d.*as they were"):
-        zoo.finetune(model, (x, y), epochs=2, batch_size=16, verbose=0)
+    with pytest.raises(zoo.TrainingDivergedError, match=r"(loss became nan|became NaN).*as they were"):
+        zoo.finetune(model, data_kinds(x, y)["pydataset"], epochs=2, verbose=0)
     assert_layers_equal(before, weights_by_layer(model), before)
+
+
+def test_a_huge_learning_rate_diverges_and_leaves_the_model_unchanged():
+    model = zoo.load("dense-tiny", num_features=4, task="regression")
+    x, _ = separable_data(count=64, features=4)
+    before = weights_by_layer(model)
+    with pytest.raises(zoo.TrainingDivergedError, match="lower learning_rate \\(was 1e\\+30\\)"):
+        zoo.finetune(model, (x * 1e3, x[:, :1] * 1e30), epochs=3, learning_rate=1e30, verbose=0)
+    assert_layers_equal(before, weights_by_layer(model), before)
+
+
+def with_value(array, row, column, value):
+    array = np.array(array)
+    array[row, column] = value
+    return array
+
+
+BAD_ARRAYS = [
+    # (preset, overrides, (x, y) maker, message)
+    ("dense-tiny", {}, lambda x, y: (with_value(x, 3, 2, np.nan), y), r"train x holds 1 NaN .* rows 3"),
+    ("dense-tiny", {}, lambda x, y: (with_value(x, 5, 0, np.inf), y), r"train x holds 1 NaN or infinite"),
+    ("dense-tiny", {}, lambda x, y: (x, y + 1), r"train y: class ids must be in 0..1, found 2"),
+    ("dense-tiny", {}, lambda x, y: (x, y - 1), r"train y: class ids must be in 0..1, found -1"),
+    ("dense-tiny", {}, lambda x, y: (x, np.eye(2)[y]), r"train y look one-hot \(shape \(32, 2\)\).*argmax"),
+    ("dense-tiny", {}, lambda x, y: (x, y + 0.5), r"train y must be integer class ids"),
+    ("dense-tiny", {"task": "regression"}, lambda x, y: (x, with_value(x[:, :1], 0, 0, np.nan)), r"train y holds 1 NaN"),
+    ("transformer-encoder-tiny", {}, lambda x, y: (with_value(x, 0, 0, 4096), y),
+     r"train x: token ids must be in 0..4095 \(the vocabulary\), found 4096"),
+    ("transformer-decoder-tiny", {}, lambda x, y: (x, with_value(y, 1, 1, 5000)),
+     r"train y: target token ids must be in 0..4095, found 5000"),
+]
+
+
+@pytest.mark.parametrize("name, overrides, make, message", BAD_ARRAYS)
+def test_bad_arrays_are_refused_before_training(name, overrides, make, message):
+    model = zoo.load(name, **overrides)
+    x, y = model.example_batch(batch_size=32)
+    before = weights_by_layer(model)
+    with pytest.raises(zoo.InvalidDataError, match=message):
+        zoo.finetune(model, make(x, y), epochs=1, verbose=0)
+    assert getattr(model, "optimizer", None) is None  # refused before compiling, let alone training
+    assert_layers_equal(before, weights_by_layer(model), before)
+
+
+def test_nan_validation_data_are_refused_before_training():
+    model = zoo.load("dense-tiny")
+    x, y = separable_data(count=32)
+    with pytest.raises(zoo.InvalidDataError, match="validation x holds 1 NaN"):
+        zoo.finetune(model, (x, y), (with_value(x, 1, 1, np.nan), y), epochs=1, verbose=0)
+    assert getattr(model, "optimizer", None) is None
 
 
 def test_an_error_in_a_callback_leaves_the_model_unchanged():

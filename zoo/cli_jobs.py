@@ -62,6 +62,11 @@ def finetune_job(args, console):
     if args.lora_rank:
         model = zoo.merge_lora(model)
     report = zoo.evaluate(model, (validation.x, validation.y), batch_size=args.batch_size)
+    if history.restored_epoch is not None:
+        report.notes.append(
+            f"The weights are those of epoch {history.restored_epoch} of {len(history.epoch)}, "
+            "the best on the validation split (restored at the end of training)."
+        )
     report.print(console)
     with tempfile.TemporaryDirectory() as report_dir:
         report_files = report.save(report_dir, history=history)

@@ -51,6 +51,11 @@ class InvalidConfigError(ZooError, ValueError):
     """A configuration key or value that a family does not accept."""
 
 
+class InvalidDataError(InvalidConfigError):
+    """Data in memory that a model cannot use as they are: NaN or infinite
+    features, token ids outside the vocabulary, labels outside the classes."""
+
+
 class InvalidPresetError(ZooError, ValueError):
     """A preset card that is malformed or contradicts itself."""
 

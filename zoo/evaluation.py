@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.errors import InvalidConfigError
+from zoo.errors import InvalidConfigError, InvalidDataError
 
 # zoo.architectures.base.PAD_ID; importing that module would import keras.
 PAD_ID = 0
@@ -275,7 +275,7 @@ def integer_array(values, what):
         return values
     if np.issubdtype(values.dtype, np.floating) and np.all(np.mod(values, 1) == 0):
         return values.astype("int64")
-    raise InvalidConfigError(f"{what} must be integer ids, got dtype {values.dtype}.")
+    raise InvalidDataError(f"{what} must be integer ids, got dtype {values.dtype}.")
 
 
 # ---------------------------------------------------------------- timing
@@ -325,6 +325,8 @@ class Scorer:
 
     def check(self, x, y):
         check_inputs(self.model, x)
+        if hasattr(self.model, "check_inputs"):  # a zoo model: values too (NaN, ids outside the vocabulary)
+            self.model.check_inputs(x, "x")
 
     def predict(self, x, y):
         return np.asarray(self.model.predict_on_batch(x))
@@ -353,7 +355,7 @@ class ClassificationScorer(Scorer):
         super().check(x, y)
         labels = integer_array(y, "classification targets y").reshape(len(y), -1)
         if labels.shape[1] != 1 or labels.min() < 0 or labels.max() >= self.num_classes:
-            raise InvalidConfigError(
+            raise InvalidDataError(
                 f"classification targets y must be class ids in 0..{self.num_classes - 1}, "
                 f"one per sample; got shape {y.shape} with values {labels.min()}..{labels.max()}."
             )
@@ -513,7 +515,7 @@ class LanguageModelScorer(Scorer):
                 f"= {outputs.shape[:2]}, got {y.shape}."
             )
         if y.max() >= outputs.shape[-1] or y.min() < 0:
-            raise InvalidConfigError(f"target ids must be in 0..{outputs.shape[-1] - 1} (0 = padding).")
+            raise InvalidDataError(f"target ids must be in 0..{outputs.shape[-1] - 1} (0 = padding).")
         scored = y != PAD_ID
         targets = y[scored].astype("int64")
         log_probs = log_softmax(outputs[scored].astype("float64"), axis=-1)

@@ -8,14 +8,18 @@ into a clear error after putting the model's weights back as they were.
 """
 
 import contextlib
+import logging
 import math
 
 import keras
 import numpy as np
 
 from zoo import backend, distribute, lora
+from zoo.architectures.base import check_finite, check_in_range
 from zoo.evaluation import count_batches
-from zoo.errors import InvalidConfigError, TrainingDivergedError
+from zoo.errors import InvalidConfigError, InvalidDataError, TrainingDivergedError
+
+logger = logging.getLogger("zoo")
 
 SCHEDULES = ("cosine", "linear", "constant")
 MIXED_POLICIES = {True: "mixed_bfloat16", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
@@ -91,8 +95,14 @@ def finetune(
             must have been created in that scope. Under torchrun, training
             goes through DistributedDataParallel whether or not this is given.
 
-    If the loss becomes NaN or infinite, or training raises, every weight is
-    put back as it was before the call and the error says what to try.
+    Arrays are checked before training: NaN or infinite features, token ids
+    outside the vocabulary, labels outside the classes or one-hot labels are
+    a `zoo.InvalidDataError`. If the loss becomes NaN or infinite (checked
+    after every step Keras reports) or a weight does (checked at the end of
+    every epoch), or training raises, every weight is put back exactly as it
+    was before the call; divergence is a `zoo.TrainingDivergedError` saying
+    what to try. With `validation`, the weights of the best epoch are
+    restored at the end, said in the log and in `history.restored_epoch`.
 
     Example:
     >>> import numpy as np, zoo
@@ -105,9 +115,9 @@ def finetune(
     """
     _check_arguments(model, schedule, freeze, unfreeze_at, lora_rank, early_stopping, validation, epochs)
     backend.check_jit_compile(jit_compile)  # before LoRA or freezing touch the model
-    train, train_steps = _as_fit_data(train, batch_size, steps_per_epoch, "train")
+    train, train_steps = _as_fit_data(model, train, batch_size, steps_per_epoch, "train")
     if validation is not None:
-        validation, _ = _as_fit_data(validation, batch_size, None, "validation")
+        validation, _ = _as_fit_data(model, validation, batch_size, None, "validation")
         validation = tuple(v for v in validation.values() if v is not None)
         validation = validation[0] if len(validation) == 1 else validation
     monitor = monitor or _default_monitor(model, validation)
@@ -153,11 +163,12 @@ def finetune(
             guard.raise_if_diverged(learning_rate)
             if stopper is not None and stopper.stopped_epoch > 0:
                 break
-        if best is not None:
-            best.restore(model)
+        restored = best.restore(model, verbose) if best is not None else None
     if label_names is not None:
         model.preset_metadata["label_names"] = [str(name) for name in label_names]
-    return merge_histories(model, histories)
+    history = merge_histories(model, histories)
+    history.restored_epoch = restored
+    return history
 
 
 def _scope(distribution):
@@ -223,28 +234,52 @@ class OffsetSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
 
 class DivergenceGuard(keras.callbacks.Callback):
-    """Stops training at the first non-finite loss and remembers where."""
+    """Stops training at the first non-finite loss, or non-finite weight, and
+    remembers where.
+
+    Both are watched because the loss alone does not always tell: on
+    TensorFlow a NaN that reaches a ReLU comes out as 0, so the loss stays
+    finite while the weights before it are NaN. The weights are read once per
+    epoch (reading them every step would cost a copy of the model per step).
+    """
 
     def on_train_begin(self, logs=None):
         self.diverged_at = None
-
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not np.isfinite(float(loss)):
-            self.diverged_at = (self.epoch, batch, float(loss))
-            self.model.stop_training = True
+        self.epoch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
 
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if self.diverged_at is None and loss is not None and not np.isfinite(float(loss)):
+            self.diverged_at = f"the training loss became {float(loss)} at epoch {self.epoch + 1}, batch {batch + 1}"
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._check_weights(f"at the end of epoch {epoch + 1}")
+
+    def on_train_end(self, logs=None):
+        self._check_weights("when training stopped")
+
+    def _check_weights(self, when):
+        if self.diverged_at is not None:
+            return
+        broken = [variable.path for variable in self.model.weights
+                  if not np.isfinite(keras.ops.convert_to_numpy(variable)).all()]
+        if broken:
+            self.diverged_at = (
+                f"{len(broken)} weight(s) became NaN or infinite {when} ({', '.join(broken[:3])}"
+                f"{' ...' if len(broken) > 3 else ''}) although the reported loss stayed finite"
+            )
+            self.model.stop_training = True
+
     def raise_if_diverged(self, learning_rate):
         if self.diverged_at is not None:
-            epoch, batch, loss = self.diverged_at
             raise TrainingDivergedError(
-                f"the training loss became {loss} at epoch {epoch + 1}, batch {batch + 1}; the model's "
-                f"weights are back as they were before zoo.finetune(). Check the data for NaN or "
-                f"infinite values and labels outside 0..num_classes-1, or lower learning_rate "
-                f"(was {learning_rate})."
+                f"{self.diverged_at}; the model's weights are back as they were before "
+                "zoo.finetune(). Check the data for NaN or infinite values and labels outside "
+                f"0..num_classes-1, or lower learning_rate (was {learning_rate})."
             )
 
 
@@ -266,11 +301,23 @@ class BestWeights(keras.callbacks.Callback):
         value = float(value)
         better = self.best_value is None or (value < self.best_value if self.mode == "min" else value > self.best_value)
         if np.isfinite(value) and better:
-            self.best_value, self.best_weights = value, self.model.get_weights()
+            self.best_value, self.best_weights, self.best_epoch = value, self.model.get_weights(), epoch
+        self.last_epoch = epoch
 
-    def restore(self, model):
-        if self.best_weights is not None:
-            model.set_weights(self.best_weights)
+    def restore(self, model, verbose="auto"):
+        """Put the best epoch's weights back and say which one; returns its
+        number (from 1), or None when no epoch had a finite `monitor`."""
+        if self.best_weights is None:
+            return None
+        model.set_weights(self.best_weights)
+        message = (
+            f"zoo.finetune: restored the weights of epoch {self.best_epoch + 1} of "
+            f"{self.last_epoch + 1}, the best by {self.monitor} ({self.best_value:.4g})."
+        )
+        logger.info(message)
+        if verbose not in (0, False):  # beside Keras' own progress lines
+            print(message, flush=True)
+        return self.best_epoch + 1
 
 
 def merge_histories(model, histories):
@@ -377,9 +424,10 @@ def _check_arguments(model, schedule, freeze, unfreeze_at, lora_rank, early_stop
         raise InvalidConfigError("early_stopping needs validation data to watch.")
 
 
-def _as_fit_data(data, batch_size, steps_per_epoch, what):
+def _as_fit_data(model, data, batch_size, steps_per_epoch, what):
     """`(fit keyword arguments, batches per epoch)`. `(x, y)` arrays are
-    checked here so that a shape mistake is named before any backend sees it."""
+    checked here so that a shape or value mistake is named before any backend
+    sees it."""
     if isinstance(data, (tuple, list)):
         if len(data) not in (2, 3):
             raise InvalidConfigError(f"{what} must be (x, y) or (x, y, sample_weight); got {len(data)} items.")
@@ -390,6 +438,8 @@ def _as_fit_data(data, batch_size, steps_per_epoch, what):
         count = sizes.pop()
         if count == 0:
             raise InvalidConfigError(f"{what} is empty.")
+        model.check_inputs(x, f"{what} x")
+        check_targets(model, y, f"{what} y")
         arrays = {"x": x, "y": y, "sample_weight": data[2] if len(data) == 3 else None}
         return arrays, math.ceil(count / batch_size)
     steps = steps_per_epoch or count_batches(data, batch_size)
@@ -398,6 +448,41 @@ def _as_fit_data(data, batch_size, steps_per_epoch, what):
             f"{what} has no length (a generator or an infinite dataset): pass steps_per_epoch=."
         )
     return {"x": data}, steps
+
+
+def check_targets(model, y, what):
+    """Refuse targets the model's default loss would misread: for class-id
+    losses (classifiers, language models) anything but whole numbers in
+    0..classes-1, and one-hot rows; for the others, NaN or infinite values.
+
+    Example:
+    >>> import zoo
+    >>> check_targets(zoo.load("dense-tiny"), np.array([[0, 1], [1, 0]]), "y")
+    Traceback (most recent call last):
+    ...
+    zoo.errors.InvalidDataError: y look one-hot (shape (2, 2)): this model takes integer class ids, one per sample; pass y.argmax(axis=-1).
+    """
+    y = np.asarray(y)
+    if not isinstance(model.default_loss(), keras.losses.SparseCategoricalCrossentropy):
+        if np.issubdtype(y.dtype, np.number):
+            check_finite(y, what)
+        return
+    classes = model.output_shape[-1]
+    kind = "class ids" if "classification" in model.task else "target token ids"
+    if y.ndim == len(model.output_shape) and y.shape[-1] == classes and np.isin(y, (0, 1)).all():
+        raise InvalidDataError(
+            f"{what} look one-hot (shape {y.shape}): this model takes integer {kind}, one per "
+            "sample; pass y.argmax(axis=-1)."
+        )
+    whole = np.issubdtype(y.dtype, np.integer) or (
+        np.issubdtype(y.dtype, np.floating) and np.isfinite(y).all() and not np.mod(y, 1).any()
+    )
+    if not whole:
+        raise InvalidDataError(
+            f"{what} must be integer {kind} in 0..{classes - 1}, got {y.dtype} values such as "
+            f"{y.reshape(-1)[:3].tolist()}. Map label names to ids first (e.g. with label_names=)."
+        )
+    check_in_range(y, 0, classes - 1, what, kind)
 
 
 def _metrics(model):

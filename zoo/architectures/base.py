@@ -108,6 +108,37 @@ class ZooModel(keras.Model):
             return predicting.predict_arrays(self, call, x, batch_size, verbose, callbacks)
         return super().predict(x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks)
 
+    def check_inputs(self, x, what="inputs"):
+        """Refuse inputs the model would read wrongly without a word: token
+        ids outside 0..vocab_size-1 (JAX gathers garbage for them, other
+        backends fail deep inside) and NaN or infinite features. Checks numpy
+        arrays (or a dict of them, by input name); anything else is left to
+        Keras.
+
+        Example:
+        >>> import zoo
+        >>> zoo.load("transformer-decoder-tiny").check_inputs(np.array([[5, 4096]]))
+        Traceback (most recent call last):
+        ...
+        zoo.errors.InvalidDataError: inputs: token ids must be in 0..4095 (the vocabulary), found 4096 (1 of 2 values).
+        """
+        for name, array in self._named_input_arrays(x):
+            label = what if len(self.inputs) == 1 else f"{what}[{name!r}]"
+            if np.issubdtype(array.dtype, np.integer):
+                vocab_size = getattr(self.zoo_config, "vocab_size", None)
+                if vocab_size:
+                    check_in_range(array, 0, vocab_size - 1, label, "token ids", "(the vocabulary)")
+            elif np.issubdtype(array.dtype, np.floating):
+                check_finite(array, label)
+
+    def _named_input_arrays(self, x):
+        names = [tensor.name for tensor in self.inputs]
+        if isinstance(x, dict):
+            items = [(name, x[name]) for name in names if name in x]
+        else:
+            items = [(names[0], x)] if len(names) == 1 else []
+        return [(name, value) for name, value in items if isinstance(value, np.ndarray)]
+
     def build_graph(self, config):
         raise NotImplementedError
 
@@ -177,6 +208,35 @@ def token_logits_loss():
     """Cross-entropy over next-token targets, from logits, averaged over real
     tokens only: positions whose target is padding teach nothing."""
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD_ID)
+
+
+def check_finite(array, what):
+    """Refuse NaN or infinite values, saying where the first ones are."""
+    bad = ~np.isfinite(array)
+    if bad.any():
+        from zoo.errors import InvalidDataError
+
+        rows = np.unique(np.nonzero(bad)[0])
+        raise InvalidDataError(
+            f"{what} holds {int(bad.sum())} NaN or infinite value(s), in rows "
+            f"{', '.join(map(str, rows[:5]))}{' ...' if len(rows) > 5 else ''}. Drop or fill them first: "
+            "a single NaN turns every weight it reaches into NaN."
+        )
+
+
+def check_in_range(array, low, high, what, kind, meaning=""):
+    """Refuse integers outside `low..high`, naming the first offending values."""
+    bad = (array < low) | (array > high)
+    if bad.any():
+        from zoo.errors import InvalidDataError
+
+        values = np.unique(array[bad])
+        meaning = f" {meaning}" if meaning else ""
+        raise InvalidDataError(
+            f"{what}: {kind} must be in {low}..{high}{meaning}, found "
+            f"{', '.join(map(str, values[:5]))}{' ...' if len(values) > 5 else ''} "
+            f"({int(bad.sum())} of {array.size} values)."
+        )
 
 
 def token_id_matrix(ids, what):
