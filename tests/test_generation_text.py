@@ -251,3 +251,45 @@ def test_tokenizer_errors_are_clear(small_tokenizer, tmp_path):
     (folder / "vocabulary.txt").unlink()
     with pytest.raises(zoo.InvalidPresetError, match="vocabulary.txt is missing"):
         tokenizers.load_tokenizer(folder)
+
+
+# --- inputs outside what the model reads ----------------------------------------
+
+
+@pytest.mark.parametrize("ids", [[[5, 48]], [[5, -3]], [[4096, 5]]])
+def test_generate_refuses_token_ids_outside_the_vocabulary(decoder, seq2seq, ids):
+    """JAX gathered garbage embeddings for these; torch failed inside the embedding."""
+    for model in (decoder, seq2seq):
+        with pytest.raises(zoo.InvalidDataError, match=r"prompt: token ids must be in 0..47 \(the vocabulary\)"):
+            model.generate(np.array(ids), max_length=6)
+
+
+@pytest.mark.parametrize("max_length", [0, -1, 5.5, True, "8"])
+def test_generate_refuses_a_max_length_that_is_not_a_positive_whole_number(decoder, seq2seq, max_length):
+    for model in (decoder, seq2seq):
+        with pytest.raises(zoo.InvalidConfigError, match=f"max_length={max_length!r} is out of range"):
+            model.generate(np.array([[5, 6]]), max_length=max_length)
+
+
+def test_generate_leaves_out_max_length_for_the_whole_context(decoder):
+    assert decoder.generate(np.array([[5, 6]])).shape == (1, 16)
+
+
+def test_text_longer_than_the_context_is_cut_with_a_warning(decoder, small_tokenizer, caplog):
+    model = TransformerDecoderLM(num_layers=1, max_length=16, **SMALL_TRANSFORMER)
+    model.tokenizer = small_tokenizer
+    long_text = " ".join(["the for statement"] * 20)
+    with caplog.at_level("WARNING", logger="zoo"):
+        text = model.generate([long_text, "while"], max_length=16)
+    assert "1 of 2 text(s) are longer than the 15 tokens that fit" in caplog.text
+    assert len(text) == 2
+
+
+def test_predict_refuses_ids_the_model_cannot_read(decoder, seq2seq):
+    with pytest.raises(zoo.InvalidDataError, match="token ids must be in 0..47"):
+        decoder.predict(np.array([[5, 99]]), verbose=0)
+    with pytest.raises(zoo.InvalidDataError, match="has 17 positions, more than this model's context of 16"):
+        decoder.predict(np.ones((1, 17), "int32"), verbose=0)
+    source = {"encoder_token_ids": np.ones((1, 4), "int32"), "decoder_token_ids": np.full((1, 3), -1, "int32")}
+    with pytest.raises(zoo.InvalidDataError, match=r"predict\(\) input\['decoder_token_ids'\]: token ids"):
+        seq2seq.predict(source, verbose=0)

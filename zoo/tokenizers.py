@@ -22,6 +22,7 @@ Example:
 """
 
 import json
+import logging
 from pathlib import Path
 
 import keras
@@ -36,6 +37,7 @@ END_ID = 2
 UNKNOWN_ID = 3
 RESERVED_TOKENS = ("[PAD]", "[START]", "[END]", "[UNK]")  # at ids 0, 1, 2, 3
 
+logger = logging.getLogger("zoo")
 CONFIG_FILE = "tokenizer.json"
 VOCABULARY_FILE = "vocabulary.txt"
 WORD_PIECE_OPTIONS = ("lowercase", "strip_accents", "split_on_cjk", "suffix_indicator")
@@ -61,6 +63,8 @@ class ByteTokenizer(keras_hub.tokenizers.ByteTokenizer):
         super().__init__(**kwargs)
 
     def tokenize(self, inputs):
+        if isinstance(inputs, str):  # one text, one row of ids (as keras_hub's tokenizers answer)
+            return self.tokenize([inputs])[0]
         rows = super().tokenize(inputs)
         rows = rows.to_list() if hasattr(rows, "to_list") else rows  # tf.RaggedTensor on TensorFlow
         return [[int(byte) + BYTE_OFFSET for byte in row] for row in rows]
@@ -228,8 +232,24 @@ def encode(tokenizer, texts, length, add_start=False, add_end=False):
         end_value=END_ID if add_end else None,
         pad_value=PAD_ID,
     )
-    packed = packer(tokenizer.tokenize(texts))
+    tokens = tokenizer.tokenize(texts)
+    _warn_if_cut(tokens, int(length) - reserved, reserved)
+    packed = packer(tokens)
     return np.asarray(keras.ops.convert_to_numpy(packed), dtype="int32")
+
+
+def _warn_if_cut(tokens, room, reserved):
+    """Say (on the "zoo" logger) how many texts are longer than `room` tokens:
+    their ends are cut off, and a model never sees them."""
+    rows = tokens.to_list() if hasattr(tokens, "to_list") else tokens  # tf.RaggedTensor on TensorFlow
+    lengths = [len(row) for row in rows]
+    cut = sum(length > room for length in lengths)
+    if cut:
+        logger.warning(
+            "%d of %d text(s) are longer than the %d tokens that fit (the model's context%s) and "
+            "were cut to fit; the longest has %d tokens.",
+            cut, len(lengths), room, f", less {reserved} for the start/end ids" if reserved else "", max(lengths),
+        )
 
 
 def decode(tokenizer, ids):

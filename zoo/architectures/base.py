@@ -103,17 +103,24 @@ class ZooModel(keras.Model):
         (70, 2)
         """
         predicting.check_batch_size(batch_size)
+        self.check_inputs(x, "predict() input", finite=False)  # NaN features give NaN outputs: honest
         call = predicting.in_place_call(self, x, steps)
         if call is not None:
             return predicting.predict_arrays(self, call, x, batch_size, verbose, callbacks)
         return super().predict(x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks)
 
-    def check_inputs(self, x, what="inputs"):
+    @property
+    def context_lengths(self):
+        """`{input name: most positions}` for inputs with a fixed context (a
+        position embedding); empty for families without one."""
+        return {}
+
+    def check_inputs(self, x, what="inputs", finite=True):
         """Refuse inputs the model would read wrongly without a word: token
         ids outside 0..vocab_size-1 (JAX gathers garbage for them, other
-        backends fail deep inside) and NaN or infinite features. Checks numpy
-        arrays (or a dict of them, by input name); anything else is left to
-        Keras.
+        backends fail deep inside), sequences longer than the model's context,
+        and (with `finite`) NaN or infinite features. Checks numpy arrays (or
+        a dict of them, by input name); anything else is left to Keras.
 
         Example:
         >>> import zoo
@@ -124,11 +131,19 @@ class ZooModel(keras.Model):
         """
         for name, array in self._named_input_arrays(x):
             label = what if len(self.inputs) == 1 else f"{what}[{name!r}]"
+            context = self.context_lengths.get(name)
+            if context is not None and array.ndim == 2 and array.shape[1] > context:
+                from zoo.errors import InvalidDataError
+
+                raise InvalidDataError(
+                    f"{label} has {array.shape[1]} positions, more than this model's context of "
+                    f"{context} (its position embedding): cut or split the sequences first."
+                )
             if np.issubdtype(array.dtype, np.integer):
                 vocab_size = getattr(self.zoo_config, "vocab_size", None)
                 if vocab_size:
                     check_in_range(array, 0, vocab_size - 1, label, "token ids", "(the vocabulary)")
-            elif np.issubdtype(array.dtype, np.floating):
+            elif finite and np.issubdtype(array.dtype, np.floating):
                 check_finite(array, label)
 
     def _named_input_arrays(self, x):

@@ -13,7 +13,7 @@ import numpy as np
 from keras import ops
 
 from zoo import backend, tokenizers
-from zoo.architectures.base import PAD_ID, token_id_matrix
+from zoo.architectures.base import PAD_ID, check_in_range, token_id_matrix
 from zoo.errors import InvalidConfigError
 
 SAMPLERS = {
@@ -79,21 +79,34 @@ def repeat_for_beams(sampler, *tensors):
 
 
 def check_length(max_length, limit, what):
-    if not 1 <= max_length <= limit:
+    """`max_length` checked to be a whole number in 1..`limit`; `limit` when it is None.
+
+    Example:
+    >>> check_length(None, 128, "decoder"), check_length(20, 128, "decoder")
+    (128, 20)
+    """
+    if max_length is None:
+        return limit
+    whole = isinstance(max_length, (int, np.integer)) and not isinstance(max_length, bool)
+    if not whole or not 1 <= max_length <= limit:
         raise InvalidConfigError(
-            f"max_length={max_length} is out of range for this model's {what}: "
-            f"use 1 to {limit} (the model's position embedding size)."
+            f"max_length={max_length!r} is out of range for this model's {what}: "
+            f"use a whole number from 1 to {limit} (the model's position embedding size), "
+            "or leave it out for the whole context."
         )
+    return int(max_length)
 
 
-def prompt_buffer(prompt_ids, max_length):
+def prompt_buffer(prompt_ids, max_length, vocab_size):
     """Right-pad prompts into a `(batch, max_length)` int32 buffer.
 
     Returns `(tokens, keep, start)`: `keep` marks the prompt tokens samplers
     must not overwrite, `start` is the shortest prompt's length, where decoding
-    begins.
+    begins. Ids outside 0..vocab_size-1 are refused: JAX would embed garbage
+    for them and the other backends fail deep inside.
     """
     prompt = token_id_matrix(prompt_ids, "prompt")
+    check_in_range(prompt, 0, vocab_size - 1, "prompt", "token ids", "(the vocabulary)")
     lengths = (prompt != PAD_ID).sum(axis=1)
     if prompt.shape[1] > max_length or lengths.min() < 1:
         raise InvalidConfigError(

@@ -95,6 +95,11 @@ class TransformerSeq2Seq(ZooModel):
         return inputs, logits, layers
 
     @property
+    def context_lengths(self):
+        config = self.zoo_config
+        return {"encoder_token_ids": config.encoder_max_length, "decoder_token_ids": config.decoder_max_length}
+
+    @property
     def task(self):
         return "seq2seq"
 
@@ -169,8 +174,7 @@ class TransformerSeq2Seq(ZooModel):
         (2, 'str')
         """
         config = self.zoo_config
-        max_length = max_length or config.decoder_max_length
-        generation.check_length(max_length, config.decoder_max_length, "decoder")
+        max_length = generation.check_length(max_length, config.decoder_max_length, "decoder")
         if stop_token_ids == "end":
             stop_token_ids = (config.end_token_id,)
         key = generation.program_key("seq2seq", sampler, sampler_options, stop_token_ids)
@@ -180,10 +184,10 @@ class TransformerSeq2Seq(ZooModel):
             return self._sample_with_cache(source, tokens, keep, index, sampler, stop_token_ids)
 
         def generate_ids(encoder_token_ids):
-            source, _, _ = generation.prompt_buffer(encoder_token_ids, config.encoder_max_length)
+            source, _, _ = generation.prompt_buffer(encoder_token_ids, config.encoder_max_length, config.vocab_size)
             source = source[:, : max(1, int((source != PAD_ID).sum(axis=1).max()))]
             start = np.full((len(source), 1), config.start_token_id, "int32")
-            tokens, keep, index = generation.prompt_buffer(start, max_length)
+            tokens, keep, index = generation.prompt_buffer(start, max_length, config.vocab_size)
             arrays = (source, tokens, keep, np.int32(index))
             output = generation.run_sampling(self, sample_tokens, arrays, sampler, key)
             return generation.truncate_after_stop(output, keep, stop_token_ids)

@@ -64,6 +64,10 @@ class TransformerDecoderLM(ZooModel):
         return token_ids, logits, layers
 
     @property
+    def context_lengths(self):
+        return {"token_ids": self.zoo_config.max_length}
+
+    @property
     def task(self):
         return "language-modelling"
 
@@ -116,8 +120,7 @@ class TransformerDecoderLM(ZooModel):
         >>> model.generate("the cat", max_length=8).startswith("the cat")
         True
         """
-        max_length = max_length or self.zoo_config.max_length
-        generation.check_length(max_length, self.zoo_config.max_length, "decoder")
+        max_length = generation.check_length(max_length, self.zoo_config.max_length, "decoder")
         key = generation.program_key("decoder", sampler, sampler_options, stop_token_ids)
         sampler = generation.get_sampler(sampler, seed, **sampler_options)
 
@@ -128,7 +131,7 @@ class TransformerDecoderLM(ZooModel):
             return generation.sample(self, self.call_with_cache, tokens, keep, start, cache, sampler, stop_token_ids)
 
         def generate_ids(prompt_ids):
-            tokens, keep, start = generation.prompt_buffer(prompt_ids, max_length)
+            tokens, keep, start = generation.prompt_buffer(prompt_ids, max_length, self.zoo_config.vocab_size)
             # `start` goes in as an array: a compiled program would take a number as a constant.
             arrays = (tokens, keep, np.int32(start))
             output = generation.run_sampling(self, sample_tokens, arrays, sampler, key)

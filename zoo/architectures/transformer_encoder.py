@@ -58,6 +58,10 @@ class TransformerEncoderClassifier(ZooModel):
         return token_ids, outputs, {}
 
     @property
+    def context_lengths(self):
+        return {"token_ids": self.zoo_config.max_length}
+
+    @property
     def task(self):
         return "text-classification"
 
