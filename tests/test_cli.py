@@ -83,3 +83,36 @@ def test_demo_predicts_far_better_than_the_majority_class(capsys, monkeypatch):
     code, out, _ = run_cli(capsys, "demo", "--preset", "transformer-decoder-tiny")
     assert code == 0
     assert "majority class" in out and "generate(greedy, 12 tokens)" in out
+
+
+# --- what the zoo prints on its own ---------------------------------------------
+
+
+LOAD_A_TRANSFORMER = "import zoo; zoo.load('transformer-tiny').generate([[5, 6]], max_length=4); print('ok')"
+
+
+def test_loading_a_transformer_prints_no_tensorflow_start_up_noise():
+    """keras_hub imports TensorFlow under every backend; its C++ start-up lines
+    (absl's notice, oneDNN, CUDA drivers) must not reach a JAX or torch user."""
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        pytest.skip("backend-specific: on TensorFlow, Keras itself imports TensorFlow (and its noise)")
+    result = subprocess.run([sys.executable, "-c", LOAD_A_TRANSFORMER], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+    for noise in ("absl::InitializeLog", "cudart_stub.cc", "port.cc"):
+        assert noise not in result.stderr, result.stderr
+
+
+def test_the_quiet_import_writes_back_everything_else(capfd):
+    """Backend-free: only TensorFlow's start-up lines are dropped."""
+    import os
+
+    from zoo.quiet_imports import TENSORFLOW_STARTUP, stderr_without
+
+    with stderr_without(TENSORFLOW_STARTUP):
+        os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n")
+        os.write(2, b"I0000 00:00:1796391333.084040   11295 port.cc:153] oneDNN custom operations are on.\n")
+        os.write(2, b"a real error from an import\n")
+    assert capfd.readouterr().err == "a real error from an import\n"

@@ -7,7 +7,7 @@ from pathlib import Path
 import keras
 
 import zoo
-from zoo import data_files, hub, model_data, presets, registry
+from zoo import data_files, hub, model_data, presets, quiet_imports, registry
 from zoo.architectures.config import config_to_dict
 from zoo.errors import DataFileError
 
@@ -30,6 +30,7 @@ def finetune_job(args, console):
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         # Said before training, not after it.
         raise FileExistsError(f"{out} exists and is not empty; choose another --out or pass --overwrite.")
+    quiet_imports.import_tensorflow_quietly()  # set_random_seed seeds TensorFlow too
     keras.utils.set_random_seed(args.seed)
     family, config, pretrained, folder = describe_source(args.name)
     tokenizer = _tokenizer_of(folder)

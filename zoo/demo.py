@@ -13,7 +13,7 @@ import numpy as np
 from rich.table import Table
 
 import zoo
-from zoo import datasets, published
+from zoo import datasets, published, quiet_imports
 
 TABULAR_PRESET = "dense-small.breast-cancer"
 EXAMPLE_TEXT = {
@@ -24,6 +24,7 @@ EXAMPLE_TEXT = {
 
 def run(console, sequence_preset="transformer-small"):
     console.rule(f"keras-zoo {zoo.__version__} demo, backend: {keras.backend.backend()}")
+    quiet_imports.import_tensorflow_quietly()  # set_random_seed seeds TensorFlow too
     keras.utils.set_random_seed(0)
     tabular_demo(console)
     sequence_demo(console, sequence_preset)

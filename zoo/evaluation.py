@@ -635,7 +635,7 @@ def detokenize(tokenizer, rows):
 
 def total_edit_distance(references, hypotheses):
     """Summed Levenshtein distance over (reference, hypothesis) pairs, with keras_hub."""
-    import keras_hub
+    from zoo.quiet_imports import keras_hub
 
     # keras_hub cannot infer a dtype for an empty sequence; the distance to an
     # empty sequence is simply the other one's length.

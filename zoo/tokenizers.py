@@ -26,7 +26,7 @@ import logging
 from pathlib import Path
 
 import keras
-import keras_hub
+from zoo.quiet_imports import keras_hub
 import numpy as np
 
 from zoo.architectures.base import PAD_ID, token_id_matrix

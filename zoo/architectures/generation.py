@@ -8,7 +8,7 @@ and sampling loop) into one program that later calls reuse when the model's
 `jit_compile` is on (`run_sampling`).
 """
 
-import keras_hub
+from zoo.quiet_imports import keras_hub
 import numpy as np
 from keras import ops
 

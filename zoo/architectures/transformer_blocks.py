@@ -4,7 +4,7 @@ import dataclasses
 from typing import Literal
 
 import keras
-import keras_hub
+from zoo.quiet_imports import keras_hub
 
 from zoo.architectures.config import Fraction, PositiveInt
 from zoo.layers import PaddingMask

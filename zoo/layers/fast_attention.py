@@ -7,7 +7,7 @@ they replace.
 """
 
 import keras
-import keras_hub
+from zoo.quiet_imports import keras_hub
 
 from zoo.kernels import attention
 
