@@ -3,13 +3,16 @@
 import csv
 import json
 import random
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits, load_iris
 
 import zoo
-from zoo import cli
+from zoo import cli, presets
 
 
 def run(args, capsys):
@@ -171,3 +174,62 @@ def test_data_file_numbers_reach_the_model_unchanged(iris_csv):
     data = model_data.read_for_model(iris_csv, card.family, card.config, target="species", fit_inputs=True)
     np.testing.assert_allclose(data.x, load_iris().data.astype("float32"))
     np.testing.assert_array_equal(data.y, load_iris().target)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["finetune", "dense-tiny", "--epochs", "0"], "argument --epochs: must be a whole number of at least 1, got '0'"),
+    (["finetune", "dense-tiny", "--learning-rate", "nan"], "argument --learning-rate: must be a number > 0, got 'nan'"),
+    (["finetune", "dense-tiny", "--validation-split", "1"], r"argument --validation-split: must be a number in \(0, 1\)"),
+    (["finetune", "dense-tiny", "--freeze", "abc"], "argument --freeze: must be none, backbone or a number of layers"),
+    (["finetune", "dense-tiny", "--lora-rank", "0"], "argument --lora-rank: must be a whole number of at least 1"),
+    (["finetune", "dense-tiny", "--pretrained", "maybe"], "argument --pretrained: must be true or false"),
+    (["eval", "dense-tiny", "--batch-size", "-4"], "argument --batch-size: must be a whole number of at least 1"),
+    (["bench", "dense-tiny", "--min-seconds", "-1"], "argument --min-seconds: must be a number > 0"),
+])
+def test_bad_arguments_are_refused_in_the_command_lines_words(argv, message, iris_csv, tmp_path, capsys):
+    """Backend-free: argparse refuses them before anything is loaded."""
+    if argv[0] == "finetune":
+        argv = [*argv, "--data", str(iris_csv), "--target", "species", "--out", str(tmp_path / "never")]
+    with pytest.raises(SystemExit) as caught:
+        cli.main(argv)
+    error = capsys.readouterr().err
+    assert caught.value.code == 2
+    assert re.search(message, error), error
+    assert "Traceback" not in error and not (tmp_path / "never").exists()
+
+
+def test_pretrained_false_trains_a_pretrained_presets_architecture_afresh(iris_csv, tmp_path, capsys):
+    out = tmp_path / "iris-from-breast-cancer"
+    argv = ["finetune", "dense-small.breast-cancer", "--data", str(iris_csv), "--target", "species",
+            "--epochs", "2", "--out", str(out)]
+    code, output = run(argv, capsys)
+    assert code == 2 and "4 feature columns" in output and "--pretrained false" in output
+    code, output = run([*argv, "--pretrained", "false"], capsys)
+    assert code == 0, output
+    model = zoo.load(out)
+    assert model.zoo_config.num_features == 4 and model.output_shape == (None, 3)
+    assert list(model.zoo_config.hidden_units) == zoo.info("dense-small.breast-cancer").config["hidden_units"]
+    assert json.loads((out / "metadata.json").read_text())["training"]["pretrained"] is False
+
+
+BROKEN_CONFIGS = {
+    "a billion hidden units": {"hidden_units": [10**9]},
+    "no classes": {"num_classes": 0},
+    "a NaN dropout": {"dropout": float("nan")},
+}
+
+
+@pytest.mark.parametrize("what", sorted(BROKEN_CONFIGS))
+def test_a_hostile_config_on_the_command_line_is_one_message(what, iris_csv, tmp_path):
+    """In a real process: 10^9 hidden units once aborted JAX (SIGABRT) or made
+    torch ask for 120 GB; now every backend refuses before allocating."""
+    folder = zoo.save_preset(zoo.load("dense-tiny", num_features=4), tmp_path / "p")
+    data = json.loads((folder / "config.json").read_text())
+    data["config"].update(BROKEN_CONFIGS[what])
+    (folder / "config.json").write_text(json.dumps(data))
+    presets.write_manifest(folder)
+    result = subprocess.run([sys.executable, "-m", "zoo", "eval", str(folder), "--data", str(iris_csv),
+                             "--target", "species"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    assert "Traceback" not in result.stderr and "error:" in result.stderr
+    assert "config.json" in result.stderr

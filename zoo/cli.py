@@ -16,6 +16,7 @@ import no backend.
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -183,6 +184,54 @@ def _can_use_backend(backend):
     return sys.modules["keras"].backend.backend() == backend
 
 
+def whole_number(minimum):
+    """An argparse type: an integer of at least `minimum`, refused in the command line's words."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"must be a whole number of at least {minimum}, got {text!r}")
+        return value
+    return parse
+
+
+def number_in(low, high=None, *, low_open=False, high_open=False):
+    """An argparse type: a finite number in the range given (`None`: unbounded)."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        too_low = value <= low if low_open else value < low
+        too_high = high is not None and (value >= high if high_open else value > high)
+        if not math.isfinite(value) or too_low or too_high:
+            left, right = "(" if low_open else "[", ")" if high_open else "]"
+            allowed = f"> {low:g}" if high is None and low_open else (
+                f">= {low:g}" if high is None else f"in {left}{low:g}, {high:g}{right}")
+            raise argparse.ArgumentTypeError(f"must be a number {allowed}, got {text!r}")
+        return value
+    return parse
+
+
+def freeze_choice(text):
+    """An argparse type: none, backbone or a number of layers."""
+    if text in ("none", "backbone"):
+        return text
+    if text.isdigit():
+        return int(text)
+    raise argparse.ArgumentTypeError(f"must be none, backbone or a number of layers, got {text!r}")
+
+
+def yes_or_no(text):
+    """An argparse type: true / false (also yes / no, 1 / 0)."""
+    answers = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+    if text.lower() not in answers:
+        raise argparse.ArgumentTypeError(f"must be true or false, got {text!r}")
+    return answers[text.lower()]
+
+
 DATA_HELP = (
     "a .csv table (dense), a folder of images in class sub-folders (cnn), a .csv with a 'text' "
     "column (text classifiers), a .txt file (language models) or a .csv with 'source' and "
@@ -195,8 +244,8 @@ def add_data_arguments(parser, required=True):
         "" if required else "; without --data, a pretrained preset is scored on its held-out test "
         "split and compared with its published metrics"))
     parser.add_argument("--target", help="the label (or regression target) column of a CSV")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--max-length", type=int, default=128, help="longest token sequence kept (text)")
+    parser.add_argument("--batch-size", type=whole_number(1), default=32)
+    parser.add_argument("--max-length", type=whole_number(1), default=128, help="longest token sequence kept (text)")
 
 
 def build_parser():
@@ -239,13 +288,17 @@ def build_parser():
     finetune.add_argument("--out", required=True, help="the preset folder to write")
     finetune.add_argument("--task", choices=("classification", "regression"),
                           help="for dense presets: what --target holds (default: the preset's task)")
-    finetune.add_argument("--epochs", type=int, default=3)
-    finetune.add_argument("--learning-rate", type=float, default=1e-3)
-    finetune.add_argument("--freeze", default="none", help="none, backbone or a number of layers")
-    finetune.add_argument("--lora-rank", type=int, help="train LoRA adapters of this rank (merged on save)")
-    finetune.add_argument("--early-stopping", type=int, help="patience in epochs")
-    finetune.add_argument("--validation-split", type=float, default=0.2)
-    finetune.add_argument("--seed", type=int, default=0)
+    finetune.add_argument("--pretrained", type=yes_or_no, default=True, metavar="true|false",
+                          help="start from the preset's weights (default), or train its architecture afresh, "
+                               "sized to the data")
+    finetune.add_argument("--epochs", type=whole_number(1), default=3)
+    finetune.add_argument("--learning-rate", type=number_in(0, low_open=True), default=1e-3)
+    finetune.add_argument("--freeze", type=freeze_choice, default="none", help="none, backbone or a number of layers")
+    finetune.add_argument("--lora-rank", type=whole_number(1), help="train LoRA adapters of this rank (merged on save)")
+    finetune.add_argument("--early-stopping", type=whole_number(1), help="patience in epochs")
+    finetune.add_argument("--validation-split", type=number_in(0, 1, low_open=True, high_open=True), default=0.2,
+                          help="the share of the data held out to validate and evaluate (default %(default)s)")
+    finetune.add_argument("--seed", type=whole_number(0), default=0)
     finetune.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     finetune.set_defaults(run=finetune_command)
 
@@ -261,11 +314,11 @@ def build_parser():
     bench.add_argument("--backend", choices=("tensorflow", "jax", "torch"),
                        help="measure on this backend (default: KERAS_BACKEND)")
     bench.add_argument("--mode", choices=("train", "infer", "both"), default="both")
-    bench.add_argument("--batch-size", type=int, default=32)
-    bench.add_argument("--length", type=int, help="tokens per row for sequence models (default 64)")
+    bench.add_argument("--batch-size", type=whole_number(1), default=32)
+    bench.add_argument("--length", type=whole_number(1), help="tokens per row for sequence models (default 64)")
     bench.add_argument("--jit", choices=tuple(JIT_CHOICES), default="auto",
                        help="compile the steps (XLA / jax.jit / torch.compile); auto: the measured best")
-    bench.add_argument("--min-seconds", type=float, default=3.0, help="length of the timed run")
+    bench.add_argument("--min-seconds", type=number_in(0, low_open=True), default=3.0, help="length of the timed run")
     bench.add_argument("--json", action="store_true", help="print the results as JSON")
     bench.add_argument("--profile", metavar="FILE", help="write where the time goes (cProfile; torch.profiler or XLA operations) to FILE")
     bench.set_defaults(run=bench_command)

@@ -12,17 +12,21 @@ from zoo.architectures.config import config_to_dict
 from zoo.errors import DataFileError
 
 
-def describe_source(name):
+def describe_source(name, pretrained=True):
     """`(family, config, pretrained, folder or None)` of a preset name or source,
-    read without building the model."""
+    read without building the model; with `pretrained` False, its architecture
+    alone (no weights, no folder)."""
     source = hub.parse_source(name)
     if source.kind == "builtin":
         card = registry.info(name)
-        folder = hub.resolve_builtin(card) if card.pretrained else None
-        return card.family, card.config, card.pretrained, folder
+        pretrained = pretrained and card.pretrained
+        return card.family, card.config, pretrained, hub.resolve_builtin(card) if pretrained else None
+    if source.kind == "keras-file":
+        model = zoo.load(name)
+        return model.family, config_to_dict(model.zoo_config), pretrained, None
     folder = hub.resolve(source)
     family, config = presets.read_config(folder)
-    return family, config, True, folder
+    return family, config, pretrained, folder if pretrained else None
 
 
 def finetune_job(args, console):
@@ -32,7 +36,7 @@ def finetune_job(args, console):
         raise FileExistsError(f"{out} exists and is not empty; choose another --out or pass --overwrite.")
     quiet_imports.import_tensorflow_quietly()  # set_random_seed seeds TensorFlow too
     keras.utils.set_random_seed(args.seed)
-    family, config, pretrained, folder = describe_source(args.name)
+    family, config, pretrained, folder = describe_source(args.name, args.pretrained)
     tokenizer = _tokenizer_of(folder)
     with console.status(f"reading {args.data}"):
         data = model_data.read_for_model(
@@ -50,14 +54,14 @@ def finetune_job(args, console):
         highlight=False,
     )
 
-    model = zoo.load(args.name, label_names=data.label_names, **data.overrides)
+    model = zoo.load(args.name, pretrained=pretrained, label_names=data.label_names, **data.overrides)
     model.tokenizer = data.tokenizer or model.tokenizer
     if family == "dense" and not pretrained:
         model.get_layer("normalization").adapt(train.x)  # a fresh model learns the data's scale
     history = zoo.finetune(
         model, (train.x, train.y), (validation.x, validation.y),
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        freeze=_freeze_value(args.freeze), lora_rank=args.lora_rank,
+        freeze=args.freeze, lora_rank=args.lora_rank,
         early_stopping=args.early_stopping, verbose=1 if sys.stdout.isatty() else 2,
     )
     if args.lora_rank:
@@ -77,7 +81,7 @@ def finetune_job(args, console):
             dataset=str(args.data), finetuned_from=args.name,
             metrics={"validation": report.metrics},
             training={"epochs": args.epochs, "batch_size": args.batch_size,
-                      "learning_rate": args.learning_rate, "freeze": args.freeze,
+                      "learning_rate": args.learning_rate, "freeze": args.freeze, "pretrained": pretrained,
                       "lora_rank": args.lora_rank, "seed": args.seed,
                       "validation_split": args.validation_split, "backend": keras.backend.backend()},
         )
@@ -143,6 +147,3 @@ def published_eval(model, name, console):
 def _tokenizer_of(folder):
     return None if folder is None else presets.read_tokenizer(folder, presets.read_manifest(folder))
 
-
-def _freeze_value(text):
-    return int(text) if text.isdigit() else text

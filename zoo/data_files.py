@@ -367,8 +367,10 @@ def _hidden(name):
 
 # ------------------------------------------------------------------ checks against a model
 
-def check_features(x, expected, *, data_name, model_name, key="num_features"):
+def check_features(x, expected, *, data_name, model_name, key="num_features", fix=None):
     """Raise a clear error when `x` (samples, features) is not `expected` features wide.
+
+    `fix` says how to train a new model instead (default: in Python's words).
 
     Example:
     >>> check_features(np.zeros((4, 12)), 30, data_name="data.csv", model_name="dense-small")
@@ -380,8 +382,8 @@ def check_features(x, expected, *, data_name, model_name, key="num_features"):
     if found != expected:
         raise DataFileError(
             f"{data_name} has {found} feature columns but {model_name} expects {expected} ({key}). "
-            f"Give a file with {expected} feature columns, or load the preset with {key}={found} "
-            "to train a new model."
+            f"Give a file with {expected} feature columns, or "
+            f"{fix or f'load the preset with {key}={found} to train a new model'}."
         )
 
 

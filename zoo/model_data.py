@@ -98,13 +98,16 @@ def _table(path, kind, config, target, label_names, fit_inputs, task, model_name
     if task not in (None, preset_task):
         if not fit_inputs:
             raise DataFileError(
-                f"{model_name} is a pretrained {preset_task} model; it cannot be fine-tuned for {task}."
+                f"{model_name} is a pretrained {preset_task} model; it cannot be fine-tuned for {task}. "
+                f"Train its architecture afresh for {task} with --pretrained false."
             )
         overrides["task"] = task
     table = data_files.read_table(path, target, task=task or preset_task, label_names=label_names)
     if table.x.shape[1] != config["num_features"]:
         if not fit_inputs:
-            data_files.check_features(table.x, config["num_features"], data_name=str(path), model_name=model_name)
+            data_files.check_features(table.x, config["num_features"], data_name=str(path), model_name=model_name,
+                                      fix=f"train its architecture afresh on them: zoo finetune {model_name} "
+                                          "--pretrained false ...")
         overrides["num_features"] = table.x.shape[1]
     if (task or preset_task) == "regression" and table.y.shape[1] != config["num_targets"]:
         overrides["num_targets"] = table.y.shape[1]
