@@ -155,3 +155,33 @@ def test_a_trained_model_is_saved_without_its_optimizer_state(tmp_path):
     with h5py.File(folder / presets.WEIGHTS_FILE) as weights:
         assert "optimizer" not in weights and "layers" in weights
     assert_same_outputs(model, zoo.load(str(folder)), x, atol=0)
+
+
+def test_a_keras_file_of_a_zoo_model_loads_through_zoo_load(tmp_path, caplog):
+    model = zoo.load("dense-tiny", label_names=["no", "yes"])
+    x, _ = model.example_batch()
+    model.save(tmp_path / "model.keras")
+    assert_same_outputs(model, zoo.load(str(tmp_path / "model.keras")), x, atol=0)
+    with caplog.at_level("WARNING", logger="zoo"):
+        changed = zoo.load(str(tmp_path / "model.keras"), num_classes=4)
+    assert changed.output_shape == (None, 4) and "head" in caplog.text
+    np.testing.assert_array_equal(to_numpy(changed.get_layer("hidden_0").kernel), to_numpy(model.get_layer("hidden_0").kernel))
+    fresh = zoo.load(str(tmp_path / "model.keras"), pretrained=False)
+    assert fresh.zoo_config == model.zoo_config
+
+
+def test_other_keras_files_and_other_files_say_how_to_load_them(tmp_path):
+    plain = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    plain.save(tmp_path / "plain.keras")
+    with pytest.raises(zoo.InvalidPresetError, match=r"holds a Sequential, not a zoo model; load it with keras.saving.load_model"):
+        zoo.load(str(tmp_path / "plain.keras"))
+    (tmp_path / "broken.keras").write_bytes(b"not a zip")
+    with pytest.raises(zoo.InvalidPresetError, match="broken.keras could not be loaded as a Keras model file"):
+        zoo.load(str(tmp_path / "broken.keras"))
+    (tmp_path / "weights.h5").write_bytes(b"x")
+    with pytest.raises(zoo.InvalidPresetError, match="weights.h5 is a file, but not one the zoo loads"):
+        zoo.load(str(tmp_path / "weights.h5"))
+    from zoo import hub
+
+    with pytest.raises(zoo.InvalidPresetError, match="Keras model file, not a preset folder"):
+        hub.resolve(str(tmp_path / "plain.keras"))
