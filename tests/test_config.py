@@ -29,11 +29,11 @@ def test_num_classes_on_a_family_without_classes_is_refused():
 @pytest.mark.parametrize(
     "override, expected",
     [
-        ({"num_classes": "ten"}, "must be int, got 'ten'"),
-        ({"num_classes": True}, "must be int, got True"),
-        ({"stage_filters": [16, "x"]}, "must be a list of int"),
-        ({"residual": 1}, "must be bool"),
-        ({"dropout": None}, "must be float"),
+        ({"num_classes": "ten"}, r"must be a whole number, got 'ten' \(text\)"),
+        ({"num_classes": True}, r"must be a whole number, got True \(true/false\)"),
+        ({"stage_filters": [16, "x"]}, "must be a list of whole numbers"),
+        ({"residual": 1}, "must be true or false"),
+        ({"dropout": None}, r"must be a number, got None \(null\)"),
     ],
 )
 def test_ill_typed_overrides_name_the_key_and_type(override, expected):

@@ -297,7 +297,22 @@ def bad_inputs():
         "batch without y": ([x, x], "(x, y) pair"),
         "label out of range": ((x, y + 1), "class ids in 0..2"),
         "one-hot labels": ((x, np.eye(3)[y]), "class ids"),
+        "NaN features": ((np.where(np.arange(len(x))[:, None] == 2, np.nan, x).astype("float32"), y),
+                         "x holds"),
     }
+
+
+def test_nan_outputs_are_refused_rather_than_scored(classifier):
+    """A model whose weights turned NaN: scikit-learn failed on its outputs
+    (jax, torch), or TensorFlow's ReLU made them a constant that scored 1/3."""
+    x, y = blobs()
+    weights = classifier.get_weights()
+    try:
+        classifier.set_weights([np.full_like(w, np.nan) for w in weights])
+        with pytest.raises(zoo.InvalidDataError, match="outputs hold NaN or infinite values"):
+            evaluate(classifier, (x, y), verbose=False)
+    finally:
+        classifier.set_weights(weights)
 
 
 @pytest.mark.parametrize("case", list(bad_inputs()))

@@ -293,3 +293,18 @@ def test_predict_refuses_ids_the_model_cannot_read(decoder, seq2seq):
     source = {"encoder_token_ids": np.ones((1, 4), "int32"), "decoder_token_ids": np.full((1, 3), -1, "int32")}
     with pytest.raises(zoo.InvalidDataError, match=r"predict\(\) input\['decoder_token_ids'\]: token ids"):
         seq2seq.predict(source, verbose=0)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"sampler": "top_k", "k": 0}, r"k must be a whole number >= 1"),
+    ({"sampler": "top_p", "p": 0.0}, r"p must be a probability in \(0, 1\]"),
+    ({"sampler": "random", "temperature": 0}, "temperature must be a number > 0"),
+])
+def test_sampler_settings_that_cannot_sample_are_refused(decoder, options, message):
+    with pytest.raises(zoo.InvalidConfigError, match=message):
+        decoder.generate(np.array([[5, 6]]), max_length=10, **options)
+
+
+def test_ragged_prompt_lists_are_refused_clearly(decoder):
+    with pytest.raises(zoo.InvalidConfigError, match="rows have different lengths; right-pad them with 0"):
+        decoder.generate([[5, 6], [7]], max_length=10)

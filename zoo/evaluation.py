@@ -107,6 +107,7 @@ def evaluate(model, data, task=None, batch_size=32, label_names=None, verbose="a
             full_size = full_size or len(y)
             with timer.measure(len(y)):
                 outputs = scorer.predict(pad_rows(x, full_size), y)[: len(y)]
+            check_outputs(outputs)
             scorer.update(y, outputs)
     if not timer.latencies_ms:
         raise InvalidConfigError("data is empty: evaluate() needs at least one (x, y) sample.")
@@ -257,6 +258,17 @@ def check_inputs(model, x):
             raise InvalidConfigError(
                 f"input {name!r} must have shape {shape} (None = any size), got {actual}."
             )
+
+
+def check_outputs(outputs):
+    """NaN or infinite outputs have no score: say so rather than let a metric
+    fail on them (or, where a backend's ReLU maps NaN to 0, score a constant)."""
+    outputs = np.asarray(outputs)
+    if np.issubdtype(outputs.dtype, np.floating) and not np.isfinite(outputs).all():
+        raise InvalidDataError(
+            "the model's outputs hold NaN or infinite values, so there is nothing to score: its "
+            "weights are NaN or infinite, or the inputs are out of range. Check model.get_weights()."
+        )
 
 
 def pad_rows(x, size):

@@ -258,7 +258,12 @@ def token_id_matrix(ids, what):
     """Integer token ids as a 2-D numpy array; one 1-D row becomes a batch of one."""
     from zoo.errors import InvalidConfigError
 
-    array = np.asarray(keras.ops.convert_to_numpy(ids))
+    try:
+        array = np.asarray(keras.ops.convert_to_numpy(ids))
+    except ValueError:  # a list of rows of different lengths
+        raise InvalidConfigError(
+            f"{what}: the rows have different lengths; right-pad them with 0 (padding) to one length."
+        ) from None
     if array.ndim == 1:
         array = array[None, :]
     if array.ndim != 2 or not np.issubdtype(array.dtype, np.integer):

@@ -55,7 +55,7 @@ class CNNConfig:
             width = filters
         return count + width * self.num_classes + self.num_classes
 
-    def largest_activation(self):
+    def largest_activation(self, length=None):
         """Floats in the largest feature map of one image (each stage halves the resolution)."""
         height, width, channels = self.input_shape
         maps = [height * width * max(channels, self.stage_filters[0])]

@@ -82,10 +82,26 @@ def check_model_size(config, family):
         if 4 * count > limit:
             raise InvalidConfigError(
                 f"This {family} config asks for {count:,} float32 {what} ({_gigabytes(4 * count)}), more "
-                f"than ZOO_MAX_MODEL_BYTES allows ({_gigabytes(limit)}, half this machine's memory by "
-                "default). Check the config's sizes (widths, layers, vocabulary, lengths); raise "
+                f"than ZOO_MAX_MODEL_BYTES allows ({_gigabytes(limit)}, by default half the memory this "
+                "process may use). Check the config's sizes (widths, layers, vocabulary, lengths); raise "
                 "ZOO_MAX_MODEL_BYTES only if the machine really has the memory."
             )
+
+
+def check_batch_fits(config, family, batch_size, length=None):
+    """Refuse a batch whose largest activation alone would take more than
+    ZOO_MAX_MODEL_BYTES (`length`: positions per example, for families whose
+    sequence length is free)."""
+    if not hasattr(config, "largest_activation"):
+        return
+    limit = settings.max_model_bytes()
+    needed = 4 * batch_size * config.largest_activation(length)
+    if needed > limit:
+        raise InvalidConfigError(
+            f"A batch of {batch_size:,}{f' x {length:,} positions' if length else ''} of this {family} "
+            f"model needs about {_gigabytes(needed)} for one activation, more than ZOO_MAX_MODEL_BYTES "
+            f"allows ({_gigabytes(limit)}). Use a smaller batch size (or length)."
+        )
 
 
 def _gigabytes(count):
@@ -124,7 +140,7 @@ def _coerce(value, annotation, *, key, family):
             for item in value:
                 _check_range(item, item_range, key, family, value, what="a list of numbers, each")
             return tuple(value)
-        _refuse(key, family, value, f"a list of {item_type.__name__}")
+        _refuse(key, family, value, f"a list of {PLURAL_NAMES.get(item_type, item_type.__name__)}")
     if _is_instance(value, annotation):
         _check_range(value, allowed_range, key, family, value)
         return float(value) if annotation is float else value
@@ -155,18 +171,26 @@ def _is_instance(value, expected):
     return isinstance(value, expected)
 
 
+# Types in the words of JSON (config.json, cards) rather than Python's.
+KIND_NAMES = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
+PLURAL_NAMES = {int: "whole numbers", float: "numbers", bool: "true/false values", str: "texts"}
+VALUE_KINDS = {bool: "true/false", int: "whole number", float: "number", str: "text", list: "list",
+               tuple: "list", dict: "object", type(None): "null"}
+
+
 def _type_name(annotation):
     annotation, allowed_range = _split_range(annotation)
     origin = typing.get_origin(annotation)
     if origin is typing.Literal:
         return " | ".join(repr(a) for a in typing.get_args(annotation))
     if origin is tuple:
-        return f"list[{_type_name(typing.get_args(annotation)[0])}]"
-    return annotation.__name__ + (f" {allowed_range}" if allowed_range else "")
+        item_type, _ = _split_range(typing.get_args(annotation)[0])
+        return f"a list of {PLURAL_NAMES.get(item_type, item_type.__name__)}"
+    return KIND_NAMES.get(annotation, annotation.__name__) + (f" {allowed_range}" if allowed_range else "")
 
 
 def _refuse(key, family, value, expected):
     raise InvalidConfigError(
         f"Config key {key!r} of family {family!r} must be {expected}, "
-        f"got {value!r} ({type(value).__name__})."
+        f"got {value!r} ({VALUE_KINDS.get(type(value), type(value).__name__)})."
     )

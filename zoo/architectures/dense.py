@@ -38,8 +38,9 @@ class DenseConfig:
         normalization = 2 * self.num_features + 1  # mean, variance, count
         return normalization + sum(a * b + b for a, b in zip(widths, widths[1:]))
 
-    def largest_activation(self):
-        """Floats in the largest tensor one example flows through."""
+    def largest_activation(self, length=None):
+        """Floats in the largest tensor one example flows through (`length`:
+        for families whose sequences have a free length; none here)."""
         return max(self.num_features, *self.hidden_units, self.output_width)
 
 

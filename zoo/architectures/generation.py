@@ -56,6 +56,16 @@ def get_sampler(sampler, seed=None, **options):
 
 
 def check_sampler(sampler):
+    """Refuse sampler settings that would fail deep inside decoding (k=0
+    takes the argmax of nothing, temperature 0 divides by zero)."""
+    temperature = getattr(sampler, "temperature", 1.0)
+    if not _is_number(temperature) or not temperature > 0:
+        raise InvalidConfigError(f"temperature must be a number > 0, got {temperature!r}.")
+    if isinstance(sampler, keras_hub.samplers.TopKSampler) and not (
+            isinstance(sampler.k, int) and not isinstance(sampler.k, bool) and sampler.k >= 1):
+        raise InvalidConfigError(f"k must be a whole number >= 1 (tokens to sample among), got {sampler.k!r}.")
+    if isinstance(sampler, keras_hub.samplers.TopPSampler) and not (_is_number(sampler.p) and 0 < sampler.p <= 1):
+        raise InvalidConfigError(f"p must be a probability in (0, 1], got {sampler.p!r}.")
     if not isinstance(sampler, keras_hub.samplers.BeamSampler):
         return
     if not isinstance(sampler.num_beams, int) or sampler.num_beams < 1:
@@ -65,6 +75,10 @@ def check_sampler(sampler):
             "generate() returns the best beam only; leave return_all_beams=False, or call "
             "a keras_hub.samplers.BeamSampler yourself to get every beam."
         )
+
+
+def _is_number(value):
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and np.isfinite(value)
 
 
 def repeat_for_beams(sampler, *tensors):

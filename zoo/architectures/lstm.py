@@ -67,11 +67,13 @@ class LSTMConfig:
             width = directions * units
         return count + width * self.output_width + self.output_width
 
-    def largest_activation(self):
-        """Floats in the largest tensor of one time step (the length is free)."""
+    def largest_activation(self, length=None):
+        """Floats in the largest tensor of one example of `length` steps (one
+        step by default: the length is free)."""
         directions = 2 if self.bidirectional else 1
-        return max(self.embedding_dim, self.num_features, self.output_width,
-                   *(directions * 4 * units for units in self.units))
+        per_step = max(self.embedding_dim, self.num_features, self.output_width,
+                       *(directions * 4 * units for units in self.units))
+        return per_step * (length or 1)
 
 
 @keras.saving.register_keras_serializable(package="zoo")

@@ -38,7 +38,7 @@ class TransformerConfig(blocks.TransformerDims):
                    + self.num_decoder_layers * self.block_weights(cross_attention=True))
         return encoder + decoder + 2 * self.final_norm_weights()
 
-    def largest_activation(self):
+    def largest_activation(self, length=None):
         encoder, decoder = self.encoder_max_length, self.decoder_max_length
         return max(decoder * self.vocab_size, self.attention_activation(encoder, encoder),
                    self.attention_activation(decoder, max(encoder, decoder)))

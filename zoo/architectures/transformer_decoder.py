@@ -29,7 +29,7 @@ class TransformerDecoderConfig(blocks.TransformerDims):
         return (self.embedding_weights(self.max_length) + self.num_layers * self.block_weights()
                 + self.final_norm_weights())
 
-    def largest_activation(self):
+    def largest_activation(self, length=None):
         logits = self.max_length * self.vocab_size
         return max(logits, self.attention_activation(self.max_length, self.max_length))
 

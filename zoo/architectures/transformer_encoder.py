@@ -23,7 +23,7 @@ class TransformerEncoderConfig(blocks.TransformerDims):
         return (self.embedding_weights(self.max_length) + self.num_layers * self.block_weights()
                 + self.final_norm_weights() + head)
 
-    def largest_activation(self):
+    def largest_activation(self, length=None):
         return self.attention_activation(self.max_length, self.max_length)
 
 
