@@ -157,6 +157,26 @@ def test_a_trained_model_is_saved_without_its_optimizer_state(tmp_path):
     assert_same_outputs(model, zoo.load(str(folder)), x, atol=0)
 
 
+LOAD_KERAS_FILE = """
+import sys, numpy as np, zoo
+model = zoo.load(sys.argv[1])
+print(model.family, float(np.abs(model.predict(np.ones((1, 30), "float32"), verbose=0)).sum()))
+"""
+
+
+def test_a_keras_file_loads_in_a_fresh_process(tmp_path):
+    """Keras finds a zoo class only once its module is imported; a fresh
+    process has imported none (a test that built a model first would hide it)."""
+    model = zoo.load("dense-tiny")
+    model.save(tmp_path / "model.keras")
+    expected = float(np.abs(to_numpy(model(np.ones((1, 30), "float32")))).sum())
+    result = subprocess.run([sys.executable, "-c", LOAD_KERAS_FILE, str(tmp_path / "model.keras")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    family, total = result.stdout.split()
+    assert family == "dense" and abs(float(total) - expected) < 1e-5
+
+
 def test_a_keras_file_of_a_zoo_model_loads_through_zoo_load(tmp_path, caplog):
     model = zoo.load("dense-tiny", label_names=["no", "yes"])
     x, _ = model.example_batch()
@@ -176,7 +196,7 @@ def test_other_keras_files_and_other_files_say_how_to_load_them(tmp_path):
     with pytest.raises(zoo.InvalidPresetError, match=r"holds a Sequential, not a zoo model; load it with keras.saving.load_model"):
         zoo.load(str(tmp_path / "plain.keras"))
     (tmp_path / "broken.keras").write_bytes(b"not a zip")
-    with pytest.raises(zoo.InvalidPresetError, match="broken.keras could not be loaded as a Keras model file"):
+    with pytest.raises(zoo.InvalidPresetError, match="broken.keras is not a Keras model file"):
         zoo.load(str(tmp_path / "broken.keras"))
     (tmp_path / "weights.h5").write_bytes(b"x")
     with pytest.raises(zoo.InvalidPresetError, match="weights.h5 is a file, but not one the zoo loads"):
@@ -185,3 +205,19 @@ def test_other_keras_files_and_other_files_say_how_to_load_them(tmp_path):
 
     with pytest.raises(zoo.InvalidPresetError, match="Keras model file, not a preset folder"):
         hub.resolve(str(tmp_path / "plain.keras"))
+
+
+def test_a_listed_file_that_links_outside_the_folder_is_refused(tmp_path):
+    """Backend-free in what it checks: the link is refused before anything reads it."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for a preset")
+    folder = zoo.save_preset(zoo.load("dense-tiny"), tmp_path / "p")
+    (folder / "assets").mkdir()
+    (folder / "assets" / "notes.txt").symlink_to(secret)
+    presets.write_manifest(folder)  # the publisher lists the link, with the target's hash
+    with pytest.raises(zoo.ChecksumError, match="notes.txt is a link .*secret.txt.*may not hold"):
+        zoo.load(str(folder))
+    (folder / "assets" / "notes.txt").unlink()
+    (folder / "assets" / "notes.txt").symlink_to(folder / "config.json")  # inside: allowed
+    presets.write_manifest(folder)
+    zoo.load(str(folder))

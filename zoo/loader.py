@@ -1,5 +1,7 @@
 """`zoo.load`: a preset name or source -> a built keras.Model."""
 
+import json
+import zipfile
 from pathlib import Path
 
 from zoo import hub, presets, registry
@@ -103,6 +105,7 @@ def _from_keras_file(path, pretrained, num_classes, overrides):
     from zoo.architectures.config import config_to_dict
     from zoo.errors import InvalidPresetError
 
+    _import_family_of(path)
     try:
         model = keras.saving.load_model(path, safe_mode=True)
     except Exception as error:  # Keras raises many types for a file it cannot read
@@ -117,3 +120,25 @@ def _from_keras_file(path, pretrained, num_classes, overrides):
     if not pretrained:
         return build(model.family, config_to_dict(model.zoo_config), num_classes=num_classes, **overrides)
     return presets.rebuilt(model, num_classes, overrides, Path(path).name)
+
+
+def _import_family_of(path):
+    """Import the built-in family a .keras file names, so that Keras finds its
+    class in a fresh process (zoo's classes register when their module is
+    imported). Only modules of the zoo's own family table are imported, never
+    a module the file names."""
+    from zoo.architectures import BUILTIN_FAMILIES, get_family
+    from zoo.errors import InvalidPresetError
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (zipfile.BadZipFile, KeyError, UnicodeDecodeError, json.JSONDecodeError, OSError):
+        raise InvalidPresetError(
+            f"{path} is not a Keras model file (a zip holding config.json and the weights): save one "
+            "with model.save(path), or give a preset folder."
+        ) from None
+    package, _, class_name = str(config.get("registered_name") if isinstance(config, dict) else "").partition(">")
+    for family, target in BUILTIN_FAMILIES.items():
+        if package == "zoo" and target.endswith(f":{class_name}"):
+            get_family(family)

@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 import uuid
+import warnings
 from pathlib import Path
 
 from zoo.errors import ChecksumError, InvalidPresetError
@@ -77,8 +78,7 @@ def save_preset(model, folder, *, assets=None, overwrite=False, **metadata):
             f"not {type(model).__name__}; save other Keras models with model.save()."
         )
     folder = Path(folder)
-    if folder.exists() and any(folder.iterdir()) and not overwrite:
-        raise FileExistsError(f"{folder} exists and is not empty; pass overwrite=True to replace it.")
+    check_writable_folder(folder, overwrite, hint="pass overwrite=True to replace it")
     _check_json("metadata", metadata)
 
     staging = folder.parent / f".{folder.name}.partial-{uuid.uuid4().hex[:8]}"
@@ -113,6 +113,44 @@ def save_preset(model, folder, *, assets=None, overwrite=False, **metadata):
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return folder
+
+
+def check_writable_folder(folder, overwrite, hint):
+    """Refuse, before any work, to write a preset to `folder` where that
+    cannot work or would destroy something: a file, the current folder or
+    one above it, a folder of other files (even with `overwrite`, which
+    replaces a preset only), a non-empty preset without `overwrite` (`hint`
+    says how to ask for it), or a place this process cannot write to."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"{folder} is a file; give the name of a folder to write the preset to.")
+    here = Path.cwd()
+    if folder.resolve() in (here, *here.parents):
+        raise FileExistsError(f"{folder} is the current folder or one above it; write the preset to a new folder.")
+    if folder.is_dir() and any(folder.iterdir()):
+        if not (folder / MANIFEST_FILE).is_file():
+            raise FileExistsError(
+                f"{folder} holds files that are not a preset; it is left alone even with overwrite. "
+                "Write the preset to another folder."
+            )
+        if not overwrite:
+            raise FileExistsError(f"{folder} exists and is not empty; {hint}.")
+    check_creatable(folder)
+
+
+def check_creatable(path):
+    """Refuse a path that cannot be written: the nearest folder that exists on
+    the way to it must take a new folder (a read-only disk, /proc or a file on
+    the way do not)."""
+    import tempfile
+
+    existing = next(parent for parent in (Path(path), *Path(path).absolute().parents) if parent.exists())
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "Not a directory")
+        tempfile.TemporaryDirectory(dir=existing).cleanup()
+    except OSError as error:
+        raise PermissionError(f"Cannot write {path}: {existing} does not take new files ({error.strerror}).") from None
 
 
 def save_model_weights(model, path):
@@ -185,16 +223,19 @@ def _manifest_entry(path, name, value):
     return ManifestEntry(digest.lower(), size)
 
 
-def verify_folder(folder, *, exact=False, ignore=()):
+def verify_folder(folder, *, exact=False, ignore=(), links_outside=False):
     """Check every file the manifest lists against its size and sha256; return
-    the manifest. With `exact`, a file the manifest does not list (other than
-    the names in `ignore`) or a link is an error too: a cache entry holds
+    the manifest. A listed file that is a link to somewhere outside the folder
+    is refused unless `links_outside` (a hub's own cache links into its blob
+    store). With `exact`, a file the manifest does not list (other than the
+    names in `ignore`) or any link is an error too: a cache entry holds
     nothing else. The errors say what is wrong; `zoo.hub` adds what to do
     about the kind of folder at hand."""
     folder = Path(folder)
     files = read_manifest(folder)
     for name, entry in files.items():
-        _verify_file(folder / name, entry, exact)
+        _check_link(folder, name, allowed="none" if exact else "any" if links_outside else "inside")
+        _verify_file(folder / name, entry)
     if exact:
         unlisted = sorted(set(_files_under(folder)) - set(files) - {MANIFEST_FILE, *ignore})
         if unlisted:
@@ -205,17 +246,26 @@ def verify_folder(folder, *, exact=False, ignore=()):
     return files
 
 
-def _verify_file(path, entry, exact):
-    if not path.is_file() or (exact and path.is_symlink()):
-        raise ChecksumError(f"{path} is listed in the manifest but missing (or a link).")
+def _check_link(folder, name, allowed):
+    """Refuse file `name` of `folder` if it, or a folder on its way, is a link
+    the folder may not hold ("none", "inside" it, or "any")."""
+    real_folder = Path(folder).resolve()
+    resolved = (real_folder / name).resolve()
+    if resolved == real_folder / name or allowed == "any":
+        return
+    if allowed == "none" or not resolved.is_relative_to(real_folder):
+        raise ChecksumError(f"{Path(folder) / name} is a link (to {resolved}), which this folder may not hold.")
+
+
+def _verify_file(path, entry):
+    if not path.is_file():
+        raise ChecksumError(f"{path} is listed in the manifest but missing.")
     size = path.stat().st_size
     if entry.size is not None and size != entry.size:
         raise ChecksumError(f"{path} is corrupt: {size} bytes, the manifest says {entry.size}.")
     actual = sha256_of(path)
     if actual != entry.sha256:
-        raise ChecksumError(
-            f"{path} is corrupt: sha256 {actual}, the manifest says {entry.sha256}."
-        )
+        raise ChecksumError(f"{path} is corrupt: sha256 {actual}, the manifest says {entry.sha256}.")
 
 
 def _files_under(folder):
@@ -253,8 +303,26 @@ def read_config(folder):
 
 
 def read_metadata(folder):
+    """metadata.json of a preset folder: a JSON object ({} when there is none)."""
     path = Path(folder) / METADATA_FILE
-    return _read_json(path) if path.exists() else {}
+    metadata = _read_json(path) if path.exists() else {}
+    if not isinstance(metadata, dict):
+        raise InvalidPresetError(f"{path} must hold a JSON object of facts, got {type(metadata).__name__}.")
+    return metadata
+
+
+def check_label_names(metadata, model, path):
+    """The metadata's label_names, if any, must name each output class once."""
+    names = metadata.get("label_names")
+    if names is None:
+        return
+    classes = model.output_shape[-1] if "classification" in model.task else None
+    if not (isinstance(names, list) and all(isinstance(name, str) for name in names)
+            and len(set(names)) == len(names) == classes):
+        raise InvalidPresetError(
+            f"{path}: label_names must be {classes} distinct strings, one per output class of the "
+            f"model, got {names!r}."
+        )
 
 
 def build_from_folder(folder, num_classes=None, name=None, **overrides):
@@ -274,8 +342,10 @@ def build_from_folder(folder, num_classes=None, name=None, **overrides):
     check_weights_file(folder / WEIGHTS_FILE, family, config)
     model = build(family, config, name=name)
     load_weights_file(model, folder / WEIGHTS_FILE)
+    metadata = read_metadata(folder) if METADATA_FILE in files else {}
+    check_label_names(metadata, model, folder / METADATA_FILE)
     model = rebuilt(model, num_classes, overrides, folder.name)
-    model.preset_metadata = read_metadata(folder) if METADATA_FILE in files else {}
+    model.preset_metadata = metadata
     model.tokenizer = read_tokenizer(folder, files)
     return model
 
@@ -311,15 +381,29 @@ def check_weights_file(path, family, config):
 
 def load_weights_file(model, path):
     """`model.load_weights(path)`, with an error that names the file when it
-    is not a Keras weights file of this architecture."""
+    is not a Keras weights file of this architecture, or holds NaN or
+    infinite weights (a model that can only answer NaN, or on TensorFlow a
+    constant, is refused before anyone trusts its predictions)."""
+    import keras
+    import numpy as np
+
     try:
-        model.load_weights(path)
+        with warnings.catch_warnings():  # Keras warns, then raises, about what did not load
+            warnings.simplefilter("ignore")
+            model.load_weights(path)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = " ".join(str(error).split())[:400] or type(error).__name__
         raise InvalidPresetError(
             f"{path} could not be loaded as the weights of this preset ({reason}). The file is "
             "damaged or does not belong to config.json; fetch the preset again."
         ) from None
+    broken = [variable.path for variable in model.weights
+              if not np.isfinite(keras.ops.convert_to_numpy(variable)).all()]
+    if broken:
+        raise InvalidPresetError(
+            f"{path} holds NaN or infinite weights ({', '.join(broken[:3])}{' ...' if len(broken) > 3 else ''}): "
+            "the model could only predict nonsense. Fetch the preset again, or retrain it."
+        )
 
 
 def rebuilt(model, num_classes, overrides, label):
