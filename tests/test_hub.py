@@ -609,3 +609,60 @@ def test_cache_clear_leaves_a_running_archive_download_alone(served):
     assert worker.returncode == 0, err
     assert out.startswith("done")
     assert [record["location"] for _, record in hub.cache_entries()] == [url]
+
+
+def test_a_damaged_archive_is_named_by_its_url_not_a_work_folder(served):
+    server, _ = served
+    (server.root / "random.zip").write_bytes(os.urandom(4000))
+    (server.root / "empty.tar.gz").write_bytes(b"")
+    for name in ("random.zip", "empty.tar.gz"):
+        url = f"{server.url}/{name}"
+        with pytest.raises(zoo.UnsafeArchiveError) as caught:
+            zoo.load(url)
+        message = str(caught.value)
+        assert message.startswith(f"{url} is not a readable .tar.gz, .tgz, .tar or .zip archive"), message
+        assert ".partial-" not in message and "\n" not in message and "Nothing was cached" in message
+    assert leaves_nothing_behind()
+
+
+def test_a_malformed_url_is_one_message():
+    with pytest.raises(zoo.ZooError, match=r"'http://\[::1' is not a valid URL"):
+        zoo.load("http://[::1")
+
+
+def test_cache_commands_survive_an_unreadable_source_record(served, capsys, monkeypatch):
+    from zoo.cli import main
+
+    monkeypatch.setenv("COLUMNS", "300")
+    server, _ = served
+    zoo.load(f"{server.url}/p/")
+    (entry, _), = hub.cache_entries()
+    (entry / hub.SOURCE_FILE).write_text("{}")
+    assert main(["cache", "list"]) == 0
+    assert "(unreadable .zoo-source.json)" in capsys.readouterr().out
+    (entry / "model.weights.h5").write_bytes(b"damaged")
+    assert main(["cache", "verify"]) == 1
+    assert f"Delete it: zoo cache clear {entry.name}" in capsys.readouterr().out
+
+
+def test_a_read_only_zoo_home_is_one_message(monkeypatch, served):
+    server, _ = served
+    monkeypatch.setenv("ZOO_HOME", "/proc/zoo-home")
+    with pytest.raises(zoo.ZooError, match="Cannot create /proc/zoo-home/locks .*set ZOO_HOME to a folder you can write to"):
+        zoo.load(f"{server.url}/p/")
+
+
+MEMORY_UNDER_ULIMIT = """
+import resource
+from zoo import settings
+resource.setrlimit(resource.RLIMIT_AS, (6 << 30, resource.RLIM_INFINITY))
+print(settings.usable_memory(), settings.max_model_bytes())
+"""
+
+
+def test_the_model_budget_follows_the_address_space_limit():
+    """Backend-free: under `ulimit -v 6G` the default budget is 3 GiB, whatever the machine's RAM."""
+    result = subprocess.run([sys.executable, "-c", MEMORY_UNDER_ULIMIT], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    usable, budget = map(int, result.stdout.split())
+    assert usable <= 6 << 30 and budget == usable // 2

@@ -10,7 +10,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from zoo.errors import InvalidConfigError
+from zoo.errors import InvalidConfigError, ZooError
 
 # What `jit_compile="auto"` means per (backend, device kind): on where
 # compiling made most workloads faster in tools/measure_jit.py's run recorded in
@@ -404,12 +404,14 @@ def enable_compilation_cache():
 
     from zoo import settings
 
-    folder = settings.zoo_home() / JAX_CACHE_FOLDER
     current = jax.config.jax_compilation_cache_dir
     if current is not None and current != _compilation_cache_dir:
         return Path(current)  # the user's own choice wins
+    try:
+        folder = settings.folder_in_zoo_home(JAX_CACHE_FOLDER)
+    except ZooError:  # a read-only ZOO_HOME: compile every time rather than fail
+        return None
     if current != str(folder):
-        folder.mkdir(parents=True, exist_ok=True)
         jax.config.update("jax_compilation_cache_dir", str(folder))
         if current is not None:
             _reset_jax_cache()  # jax opens its cache once; make it open the new folder

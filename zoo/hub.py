@@ -19,6 +19,7 @@ files its manifest lists. The settings (timeouts, limits, offline mode) are
 read by `zoo.settings`.
 """
 
+import contextlib
 import dataclasses
 import glob
 import hashlib
@@ -44,7 +45,6 @@ from zoo import presets, registry, settings
 from zoo.errors import (
     ChecksumError,
     DownloadError,
-    InvalidConfigError,
     InvalidPresetError,
     MissingDependencyError,
     OfflineError,
@@ -93,12 +93,18 @@ def parse_source(text):
     'builtin'
     """
     text = str(text)
+    if not text.strip():
+        raise PresetNotFoundError(text, registry.list_presets())
     if text.startswith("hf://"):
         return Source("hf", text.removeprefix("hf://"))
     if text.startswith("kaggle://"):
         return Source("kaggle", text.removeprefix("kaggle://"))
     if text.startswith(("http://", "https://")):
         url, _, fragment = text.partition("#")
+        try:
+            urllib.parse.urlsplit(url).port  # reads the host and port, refusing what cannot be one
+        except ValueError as error:
+            raise ZooError(f"{text!r} is not a valid URL ({error}).") from None
         pin = _parse_pin(fragment, text)
         kind = "http-archive" if url.lower().endswith(ARCHIVE_SUFFIXES) else "http-folder"
         return Source(kind, url, pin)
@@ -211,8 +217,7 @@ def fetch_into_cache(source, *, quiet=None, label=None, repair=False):
             f"{'verifiably ' if _entry_complete(entry) else ''}in the cache ({cache_root()}). Run "
             f"`zoo download {name}` while online, or unset the offline variable."
         )
-    locks = settings.zoo_home() / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
+    locks = settings.folder_in_zoo_home("locks")
     # flock-based: the OS releases it when a holder dies, so a killed download
     # never leaves a lock behind that hangs the next one.
     with filelock.FileLock(locks / f"{source.entry_name}.lock"):
@@ -223,11 +228,11 @@ def fetch_into_cache(source, *, quiet=None, label=None, repair=False):
                 if not repair:
                     raise
                 logger.warning("%s: the cached copy is damaged (%s); fetching it again.", name, error)
-        work = cache_root() / f".{source.entry_name}.partial-{uuid.uuid4().hex[:8]}"
-        work.mkdir(parents=True)
+        work = settings.folder_in_zoo_home("presets", f".{source.entry_name}.partial-{uuid.uuid4().hex[:8]}")
         try:
-            staging = _materialise(source, work, quiet=quiet)
-            _check_builds(staging, name)
+            with _named_after(work, name):
+                staging = _materialise(source, work, quiet=quiet)
+                check_loads(staging)
             (staging / SOURCE_FILE).write_text(json.dumps({
                 "kind": source.kind, "location": source.location, "sha256": source.sha256,
                 "label": label, "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -244,9 +249,19 @@ def _entry_complete(entry):
     return (entry / SOURCE_FILE).is_file()
 
 
+def is_cached(source):
+    """Whether `source` is fetched into a cache entry (not used in place)."""
+    if source.kind == "builtin":
+        card = registry.info(source.location)
+        return card.pretrained and not (registry.builtin_cards_folder() / card.weights["folder"]).is_dir()
+    return source.kind in ("http-folder", "http-archive", "archive")
+
+
 def verify_entry(entry, name):
-    """Check a cache entry: every listed file sound, nothing else in it."""
-    verified(entry, f"Run `zoo download {name}` to fetch it again.", exact=True, ignore=(SOURCE_FILE,))
+    """Check a cache entry: every listed file sound, nothing else in it.
+    `name` is its source, for the hint; None when its record is unreadable."""
+    hint = f"Run `zoo download {name}` to fetch it again." if name else f"Delete it: zoo cache clear {entry.name}"
+    verified(entry, hint, exact=True, ignore=(SOURCE_FILE,))
     return entry
 
 
@@ -294,15 +309,26 @@ def _remove_unlisted_files(folder):
             path.unlink()
 
 
-def _check_builds(staging, name):
-    """Build the staged preset and load its weights (and tokenizer): a folder
-    whose manifest matches but whose config or weights are broken must never
-    become an entry that later loads would trust."""
+def check_loads(folder):
+    """Build the preset in `folder` and load its weights (and tokenizer): a
+    folder whose manifest matches but whose config or weights are broken must
+    never become an entry that later loads would trust."""
+    presets.build_from_folder(folder)
+
+
+@contextlib.contextmanager
+def _named_after(work, name):
+    """Errors raised inside say `name` (the URL or preset) where they would
+    name a file of the `work` folder, which is deleted when they surface."""
     try:
-        presets.build_from_folder(staging)
-    except (ChecksumError, InvalidPresetError, InvalidConfigError) as error:
-        where = f"{staging}{os.sep}"
-        raise type(error)(f"{name}: {str(error).replace(where, '')} Nothing was cached.") from None
+        yield
+    except ZooError as error:
+        message = str(error)
+        for folder in (work / "preset", work / "unpacked", work / "archive", work):
+            message = message.replace(f"{folder}{os.sep}", "").replace(str(folder), name)
+        if "Nothing was cached" not in message and "nothing was cached" not in message:
+            message += " Nothing was cached."
+        raise type(error)(f"{name}: {message}" if not message.startswith(name) else message) from None
 
 
 def _check_pin(path, expected):
@@ -389,8 +415,9 @@ def _download_once(url, partial, limit, *, exact, quiet):
         except urllib.error.HTTPError as error:
             if error.code >= 500 or error.code == 429:
                 raise _TransientError(f"HTTP {error.code} {error.reason}") from None
+            reason = " ".join(str(error.reason).split())  # a redirect loop's reason spans lines
             raise DownloadError(
-                f"{url} answered HTTP {error.code} {error.reason}. Check the URL or preset name; "
+                f"{url} answered HTTP {error.code} {reason}. Check the URL or preset name; "
                 "nothing was cached."
             ) from None
         except ZooError:  # our own verdicts (too big) are final
@@ -600,8 +627,11 @@ def extract_archive(archive, target):
         return
     try:
         bundle = tarfile.open(archive, "r:*")
-    except tarfile.TarError as error:
-        raise UnsafeArchiveError(f"{archive} is not a readable .tar.gz or .zip archive: {error}.") from None
+    except tarfile.TarError:
+        raise UnsafeArchiveError(
+            f"{archive} is not a readable .tar.gz, .tgz, .tar or .zip archive (the file is damaged, "
+            "or another kind of file)."
+        ) from None
     with bundle:
         members = bundle.getmembers()
         _check_members(archive, [(m.name, _tar_kind(m), m.size) for m in members], limit)
@@ -665,22 +695,37 @@ def _from_hugging_face(location):
     repo_id, _, revision = location.partition("@")
     offline = settings.is_offline()
     try:
-        manifest = huggingface_hub.hf_hub_download(
-            repo_id, presets.MANIFEST_FILE, revision=revision or None, local_files_only=offline
-        )
-        # glob.escape: the hub matches these patterns with fnmatch, which reads "[" as a class.
-        listed = [glob.escape(name) for name in presets.read_manifest(Path(manifest).parent)]
-        folder = huggingface_hub.snapshot_download(
-            repo_id, revision=revision or None, local_files_only=offline,
-            allow_patterns=[presets.MANIFEST_FILE, *listed],
-        )
+        with _quiet_logger("huggingface_hub"):  # its retries log to the terminal; the error below says it all
+            manifest = huggingface_hub.hf_hub_download(
+                repo_id, presets.MANIFEST_FILE, revision=revision or None, local_files_only=offline
+            )
+            # glob.escape: the hub matches these patterns with fnmatch, which reads "[" as a class.
+            listed = [glob.escape(name) for name in presets.read_manifest(Path(manifest).parent)]
+            folder = huggingface_hub.snapshot_download(
+                repo_id, revision=revision or None, local_files_only=offline,
+                allow_patterns=[presets.MANIFEST_FILE, *listed],
+            )
     except ZooError:
         raise
     except Exception as error:  # its errors vary by version; name the repo and the fix
         hint = "it is not in the Hugging Face cache and offline mode is on" if offline else str(error)
+        hint = " ".join(hint.split()).rstrip(".")
         raise DownloadError(f"Could not get hf://{location}: {hint}.") from error
-    verified(folder, "Delete it from the Hugging Face cache (`hf cache delete`) and load it again.")
+    verified(folder, "Delete it from the Hugging Face cache (`hf cache delete`) and load it again.",
+             links_outside=True)
     return Path(folder)
+
+
+@contextlib.contextmanager
+def _quiet_logger(name):
+    """Only errors from logger `name` (and its children) inside the block."""
+    target = logging.getLogger(name)
+    level = target.level
+    target.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        target.setLevel(level)
 
 
 def _from_kaggle(handle):
@@ -750,9 +795,7 @@ def _remove_unless_busy(path, entry_name):
     no lock (the OS released it), so they go."""
     import filelock
 
-    locks = settings.zoo_home() / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    lock = filelock.FileLock(locks / f"{entry_name}.lock")
+    lock = filelock.FileLock(settings.folder_in_zoo_home("locks") / f"{entry_name}.lock")
     try:
         lock.acquire(timeout=0)
     except filelock.Timeout:

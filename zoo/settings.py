@@ -12,7 +12,8 @@
                             in advance: an archive, a file of an old manifest (default 4 GiB)
     ZOO_MAX_ARCHIVE_BYTES   most bytes an archive may unpack to (default 4 GiB)
     ZOO_MAX_MODEL_BYTES     most bytes a model's float32 weights, or one example's
-                            largest activation, may take (default: half this machine's memory)
+                            largest activation, may take (default: half the memory this
+                            process may use: the machine's, its container's, `ulimit -v`)
 
 Each is read when it is used, so a change takes effect at once (the tests rely on it).
 
@@ -39,9 +40,24 @@ MANIFEST_MAX_BYTES = 1 << 20
 def zoo_home():
     """The cache root: $ZOO_HOME, else the Keras home's `zoo/` folder."""
     if os.environ.get("ZOO_HOME"):
-        return Path(os.environ["ZOO_HOME"]).expanduser()
-    keras_home = os.environ.get("KERAS_HOME") or Path.home() / ".keras"
-    return Path(keras_home).expanduser() / "zoo"
+        home = Path(os.environ["ZOO_HOME"]).expanduser()
+    else:
+        home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser() / "zoo"
+    if home.exists() and not home.is_dir():
+        raise ZooError(f"ZOO_HOME ({home}) is a file; point ZOO_HOME to a folder (it need not exist yet).")
+    return home
+
+
+def folder_in_zoo_home(*parts):
+    """`zoo_home() / parts`, created if need be, or an error that says to move ZOO_HOME."""
+    folder = zoo_home().joinpath(*parts)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ZooError(
+            f"Cannot create {folder} ({error.strerror}): set ZOO_HOME to a folder you can write to."
+        ) from None
+    return folder
 
 
 def is_offline():
@@ -74,15 +90,32 @@ def max_archive_bytes():
 
 
 def max_model_bytes():
-    return _read("ZOO_MAX_MODEL_BYTES", physical_memory() // 2, int, minimum=1)
+    return _read("ZOO_MAX_MODEL_BYTES", usable_memory() // 2, int, minimum=1)
 
 
-def physical_memory():
-    """Bytes of RAM on this machine (16 GiB where the OS does not say)."""
+def usable_memory():
+    """Bytes of memory this process may use: the least of the machine's RAM,
+    its container's limit (cgroup v2 or v1) and its address-space limit
+    (`ulimit -v`). 16 GiB where none of them can be read."""
+    limits = []
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        limits.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
     except (AttributeError, ValueError, OSError):  # not POSIX
-        return 16 << 30
+        pass
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            limits.append(int(Path(path).read_text().strip()))
+        except (OSError, ValueError):  # absent, or "max" (no limit)
+            pass
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            limits.append(soft)
+    except (ImportError, OSError, ValueError):  # not POSIX
+        pass
+    return min(limits) if limits else 16 << 30
 
 
 def _truthy(value):
@@ -100,6 +133,6 @@ def _read(name, default, kind, minimum):
     if number is None or not math.isfinite(number) or number < minimum:
         raise ZooError(
             f"{name}={value!r} is not valid: it must be a {'whole ' if kind is int else ''}number "
-            f">= {minimum:g}. Unset it for the default ({default:g})."
+            f">= {minimum:g}. Unset it for the default ({default:,})."
         )
     return number
