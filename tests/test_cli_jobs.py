@@ -6,6 +6,7 @@ import random
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -144,7 +145,7 @@ def test_data_mistakes_give_clear_errors(iris_csv, digits_folder, tmp_path, caps
     code, output = run(["finetune", "cnn-tiny", "--data", str(digits_folder), "--out", out], capsys)
     assert code == 2 and "broken.png" in output
 
-    (tmp_path / "taken").mkdir()
+    zoo.save_preset(zoo.load("dense-tiny"), tmp_path / "taken")  # a preset: --overwrite may replace it
     (tmp_path / "taken" / "file").write_text("keep me")
     code, output = run(["finetune", "dense-tiny", "--data", str(iris_csv), "--target", "species",
                         "--out", str(tmp_path / "taken")], capsys)
@@ -185,6 +186,11 @@ def test_data_file_numbers_reach_the_model_unchanged(iris_csv):
     (["finetune", "dense-tiny", "--pretrained", "maybe"], "argument --pretrained: must be true or false"),
     (["eval", "dense-tiny", "--batch-size", "-4"], "argument --batch-size: must be a whole number of at least 1"),
     (["bench", "dense-tiny", "--min-seconds", "-1"], "argument --min-seconds: must be a number > 0"),
+    (["finetune", "dense-tiny", "--seed", "99999999999"], "argument --seed: must be a whole number of at least 0 and at most"),
+    (["finetune", "dense-tiny", "--max-length", "1"], "argument --max-length: must be a whole number of at least 2"),
+    (["eval", ""], "argument name: must not be empty"),
+    (["download", ""], "argument source: must not be empty"),
+    (["eval", "dense-tiny", "--data", ""], "argument --data: must not be empty"),
 ])
 def test_bad_arguments_are_refused_in_the_command_lines_words(argv, message, iris_csv, tmp_path, capsys):
     """Backend-free: argparse refuses them before anything is loaded."""
@@ -233,3 +239,124 @@ def test_a_hostile_config_on_the_command_line_is_one_message(what, iris_csv, tmp
     assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
     assert "Traceback" not in result.stderr and "error:" in result.stderr
     assert "config.json" in result.stderr
+
+
+def finetune_argv(data, out, *extra, target="species", name="dense-tiny"):
+    return ["finetune", name, "--data", str(data), "--target", target, "--epochs", "1", "--out", str(out), *extra]
+
+
+@pytest.mark.parametrize("make_out, extra, message", [
+    (lambda tmp: (tmp / "afile").write_text("x") and tmp / "afile", [], "afile is a file"),
+    (lambda tmp: (tmp / "afile").write_text("x") and tmp / "afile" / "sub", [], r"Cannot write .*afile.*does not take new files"),
+    (lambda tmp: Path("."), ["--overwrite"], "is the current folder or one above it"),
+    (lambda tmp: (tmp / "notes").mkdir() or (tmp / "notes" / "notes.txt").write_text("keep") and tmp / "notes",
+     ["--overwrite"], "holds files that are not a preset; it is left alone even with overwrite"),
+    (lambda tmp: Path("/proc/zoo-out"), [], r"Cannot write /proc/zoo-out"),
+])
+def test_an_out_folder_that_cannot_be_written_is_refused_before_training(make_out, extra, message, iris_csv,
+                                                                        tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = make_out(tmp_path)
+    code, output = run(finetune_argv(iris_csv, out, *extra), capsys)
+    assert code == 2 and re.search(message, output), output
+    assert "Epoch" not in output and "Traceback" not in output
+    assert not (tmp_path / "notes").exists() or (tmp_path / "notes" / "notes.txt").read_text() == "keep"
+
+
+@pytest.mark.parametrize("extra, name, message", [
+    (["--freeze", "999"], "dense-tiny", "--freeze 999: dense-tiny has 1 layer(s) with weights before its head; freeze 0 to 1"),
+    (["--freeze", "1", "--lora-rank", "2"], "dense-tiny", "--lora-rank already trains only the adapters and the head; drop --freeze"),
+])
+def test_training_options_are_refused_in_the_command_lines_words(extra, name, message, iris_csv, tmp_path, capsys):
+    code, output = run(finetune_argv(iris_csv, tmp_path / "never", *extra, name=name), capsys)
+    assert code == 2 and message in output and "Epoch" not in output, output
+
+
+def test_data_that_cannot_train_a_classifier_is_refused_before_training(tmp_path, capsys):
+    one_class = write_csv(tmp_path / "one.csv", ["a", "b", "label"], [[i, i * 2, "x"] for i in range(20)])
+    code, output = run(finetune_argv(one_class, tmp_path / "never", target="label"), capsys)
+    assert code == 2 and "holds a single class ('x')" in output and "Epoch" not in output
+    huge = write_csv(tmp_path / "huge.csv", ["a", "label"], [[1e39 if i == 3 else i, i % 2] for i in range(20)])
+    code, output = run(finetune_argv(huge, tmp_path / "never", target="label"), capsys)
+    assert code == 2 and "row 5, column 'a': '1e+39' is beyond what float32 holds" in output
+    tiny = write_csv(tmp_path / "tiny.csv", ["a", "label"], [[1, "x"], [2, "y"], [3, "x"], [4, "y"]])
+    code, output = run([*finetune_argv(tiny, tmp_path / "never", target="label"), "--validation-split", "0.1"], capsys)
+    assert code == 2 and "a stratified split puts each of the 2 classes in both parts" in output
+    text = tmp_path / "one-line.txt"
+    text.write_text("just one paragraph")
+    code, output = run(["finetune", "transformer-decoder-tiny", "--data", str(text), "--out", str(tmp_path / "never")],
+                       capsys)
+    assert code == 2 and "1 sample(s) cannot be split into training and validation" in output
+
+
+def test_a_regression_target_that_is_text_is_named_as_the_target(iris_csv, tmp_path, capsys):
+    code, output = run([*finetune_argv(iris_csv, tmp_path / "never"), "--task", "regression"], capsys)
+    assert code == 2 and "Every regression target column must hold numbers" in output
+
+
+def test_image_folders_are_mapped_onto_the_models_classes(digits_folder, tmp_path, capsys):
+    code, output = run(["eval", "cnn-small.digits", "--data", str(digits_folder)], capsys)
+    assert code == 2 and "class folder(s) 'one', 'two', 'zero' that are not among the model's classes" in output
+    for index, name in enumerate(("zero", "one", "two")):
+        (digits_folder / name).rename(digits_folder / str(index))
+    code, output = run(["eval", "cnn-small.digits", "--data", str(digits_folder)], capsys)
+    assert code == 0, output
+    assert float(re.search(r"accuracy\s+│\s+([\d.]+)", output).group(1)) > 0.8
+
+
+def broken_preset(tmp_path, change):
+    folder = zoo.save_preset(zoo.load("dense-tiny", num_features=4), tmp_path / "broken")
+    change(folder)
+    presets.write_manifest(folder)
+    return folder
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda f: (f / "metadata.json").write_text("[1, 2]"), "metadata.json must hold a JSON object"),
+    (lambda f: (f / "metadata.json").write_text(json.dumps({"label_names": ["a", "b", "c"]})),
+     "metadata.json: label_names must be 2 distinct strings"),
+    (lambda f: zoo.load("dense-tiny", num_features=4, hidden_units=[32]).save_weights(f / "model.weights.h5")
+     if False else _nan_weights(f), "model.weights.h5 holds NaN or infinite weights"),
+])
+def test_a_broken_preset_folder_is_one_message_on_every_command(change, message, iris_csv, tmp_path, capsys):
+    folder = broken_preset(tmp_path, change)
+    for argv in (["eval", str(folder), "--data", str(iris_csv), "--target", "species"],
+                 ["download", str(folder)],
+                 finetune_argv(iris_csv, tmp_path / "never", name=str(folder))):
+        code, output = run(argv, capsys)
+        assert code == 2 and message in output and "Traceback" not in output, (argv, output)
+
+
+def _nan_weights(folder):
+    model = zoo.load(str(folder))
+    model.get_layer("head").kernel.assign(np.full(model.get_layer("head").kernel.shape, np.nan, "float32"))
+    model.save_weights(folder / "model.weights.h5")
+
+
+def test_environment_mistakes_are_one_message(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("KERAS_BACKEND", "nonsense")
+    code, output = run(["info", "dense-tiny"], capsys)
+    assert code == 2 and "KERAS_BACKEND='nonsense' is not a Keras backend" in output
+    monkeypatch.delenv("KERAS_BACKEND")
+    (tmp_path / "home-file").write_text("x")
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home-file"))
+    code, output = run(["cache", "list"], capsys)
+    assert code == 2 and "is a file; point ZOO_HOME to a folder" in output
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ZOO_MAX_MODEL_BYTES", "-5")
+    code, output = run(["bench", "dense-tiny", "--mode", "infer"], capsys)
+    assert code == 2 and "ZOO_MAX_MODEL_BYTES='-5' is not valid" in output and "e+" not in output
+
+
+def test_bench_refuses_what_cannot_run_before_running(tmp_path, capsys):
+    code, output = run(["bench", "dense-tiny", "--mode", "infer", "--profile", str(tmp_path)], capsys)
+    assert code == 2 and "is a folder; give the name of a file" in output
+    code, output = run(["bench", "dense-tiny", "--mode", "infer", "--batch-size", "100000000000"], capsys)
+    assert code == 2 and "more than ZOO_MAX_MODEL_BYTES allows" in output
+    code, output = run(["bench", "lstm-tiny", "--mode", "infer", "--length", "100000000"], capsys)
+    assert code == 2 and "x 100,000,000 positions" in output
+
+
+def test_demo_refuses_an_unknown_preset_before_running(capsys):
+    code, output = run(["demo", "--preset", "transfomer-small"], capsys)
+    assert code == 2 and "Did you mean: transformer-small" in output and "breast" not in output

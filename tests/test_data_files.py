@@ -418,9 +418,14 @@ def test_train_validation_split_refuses_what_it_cannot_do():
     for fraction in (0, 1, 1.5):
         with pytest.raises(zoo.InvalidConfigError, match="validation_fraction must be between 0 and 1"):
             train_validation_split(10, fraction)
-    with pytest.raises(DataFileError, match=r"Class\(es\) 2 have a single sample"):
+    with pytest.raises(DataFileError, match=r"Class\(es\) '2' have a single sample"):
         train_validation_split(5, 0.4, labels=[0, 0, 1, 1, 2])
-    with pytest.raises(zoo.InvalidConfigError, match="Cannot split 5 samples with validation_fraction=0.1"):
+    with pytest.raises(DataFileError, match=r"Class\(es\) 'c' have a single sample"):
+        train_validation_split(5, 0.4, labels=[0, 0, 1, 1, 2], label_names=["a", "b", "c"])
+    with pytest.raises(DataFileError, match="holds 1 of 5 samples, but a stratified split puts each of the 2 classes"):
         train_validation_split(5, 0.1, labels=[0, 0, 1, 1, 1])
+    for n, fraction in ((1, 0.2), (10, 0.95)):
+        with pytest.raises(DataFileError, match=f"{n} sample\\(s\\) cannot be split .* each part needs"):
+            train_validation_split(n, fraction)
     with pytest.raises(zoo.InvalidConfigError, match="labels has 3 entries but n is 4"):
         train_validation_split(4, 0.5, labels=[0, 1, 0])

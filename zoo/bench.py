@@ -24,6 +24,7 @@ import resource
 import sys
 import time
 
+from zoo.architectures.config import check_batch_fits
 from zoo.errors import InvalidConfigError
 
 MODES = ("train", "infer")
@@ -229,8 +230,11 @@ def bench_batch(model, batch_size, length=None):
     if model.family in ("dense", "cnn"):
         if length is not None:
             raise InvalidConfigError(f"--length is for sequence models; {model.family!r} inputs have no length.")
+        check_batch_fits(model.zoo_config, model.family, batch_size)
         return model.example_batch(batch_size, seed=0)
-    return model.example_batch(batch_size, seed=0, length=length or DEFAULT_LENGTH)
+    length = length or DEFAULT_LENGTH
+    check_batch_fits(model.zoo_config, model.family, batch_size, length)
+    return model.example_batch(batch_size, seed=0, length=length)
 
 
 def _sequence_length(x):

@@ -90,7 +90,10 @@ def info_command(args, console):
 def download_command(args, console):
     from zoo import hub
 
-    folder = hub.resolve(args.source, quiet=True if args.quiet else None, repair=True)
+    source = hub.parse_source(args.source)
+    folder = hub.resolve(source, quiet=True if args.quiet else None, repair=True)
+    if not hub.is_cached(source):  # a cache entry was built and loaded before it became one
+        hub.check_loads(folder)
     console.print(f"{args.source} -> {folder}", highlight=False)
     return 0
 
@@ -116,10 +119,12 @@ def cache_command(args, console):
     failures = 0
     for entry, record in entries:
         size = sum(p.stat().st_size for p in entry.rglob("*") if p.is_file())
-        row = [entry.name, record.get("label") or record["location"], human_count(size) + "B", record["fetched_at"]]
+        source = record.get("label") or record.get("location")
+        row = [entry.name, str(source or f"(unreadable {hub.SOURCE_FILE})"), human_count(size) + "B",
+               str(record.get("fetched_at", "?"))]
         if args.action == "verify":
             try:
-                hub.verify_entry(entry, record.get("label") or record["location"])
+                hub.verify_entry(entry, source)
                 row.append("[green]ok[/]")
             except (ZooError, OSError) as error:
                 failures += 1
@@ -130,6 +135,10 @@ def cache_command(args, console):
 
 
 def demo_command(args, console):
+    if args.preset not in registry.list_presets():  # said before the first part of the demo runs
+        if Path(args.preset).exists():
+            raise ZooError(f"zoo demo runs a built-in preset; for {args.preset}, use `zoo eval {args.preset} --data ...`.")
+        registry.info(args.preset)  # the closest names
     from zoo import demo  # imports Keras and the backend
 
     return demo.run(console, args.preset)
@@ -162,6 +171,7 @@ def bench_command(args, console):
 
     modes = ("train", "infer") if args.mode == "both" else (args.mode,)
     if args.profile:
+        _check_profile_path(Path(args.profile))
         text = "\n".join(bench.profile(args.name, mode, args.batch_size, args.length, JIT_CHOICES[args.jit])
                          for mode in modes)
         Path(args.profile).write_text(text)
@@ -178,23 +188,43 @@ def bench_command(args, console):
     return 0
 
 
+def _check_profile_path(path):
+    """Said before the benchmark runs, not after."""
+    from zoo import presets
+
+    if path.is_dir():
+        raise IsADirectoryError(f"--profile {path} is a folder; give the name of a file to write.")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"--profile {path}: the folder {path.parent} does not exist.")
+    presets.check_creatable(path)
+
+
 def _can_use_backend(backend):
     if "keras" not in sys.modules:
         return True
     return sys.modules["keras"].backend.backend() == backend
 
 
-def whole_number(minimum):
-    """An argparse type: an integer of at least `minimum`, refused in the command line's words."""
+def whole_number(minimum, maximum=None):
+    """An argparse type: an integer of at least `minimum` (and at most
+    `maximum`), refused in the command line's words."""
     def parse(text):
         try:
             value = int(text)
         except ValueError:
             value = None
-        if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(f"must be a whole number of at least {minimum}, got {text!r}")
+        if value is None or value < minimum or (maximum is not None and value > maximum):
+            upper = f" and at most {maximum:,}" if maximum is not None else ""
+            raise argparse.ArgumentTypeError(f"must be a whole number of at least {minimum}{upper}, got {text!r}")
         return value
     return parse
+
+
+def some_text(text):
+    """An argparse type: anything but an empty string (which a path would read as the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
 
 
 def number_in(low, high=None, *, low_open=False, high_open=False):
@@ -240,12 +270,13 @@ DATA_HELP = (
 
 
 def add_data_arguments(parser, required=True):
-    parser.add_argument("--data", required=required, help=DATA_HELP + (
+    parser.add_argument("--data", type=some_text, required=required, help=DATA_HELP + (
         "" if required else "; without --data, a pretrained preset is scored on its held-out test "
         "split and compared with its published metrics"))
     parser.add_argument("--target", help="the label (or regression target) column of a CSV")
     parser.add_argument("--batch-size", type=whole_number(1), default=32)
-    parser.add_argument("--max-length", type=whole_number(1), default=128, help="longest token sequence kept (text)")
+    parser.add_argument("--max-length", type=whole_number(2), default=128,
+                        help="longest token sequence kept, start and end ids included (text)")
 
 
 def build_parser():
@@ -264,12 +295,12 @@ def build_parser():
     listing.set_defaults(run=list_command)
 
     info = commands.add_parser("info", help="show a preset's card")
-    info.add_argument("name")
+    info.add_argument("name", type=some_text)
     info.add_argument("--json", action="store_true", help="print the card as JSON")
     info.set_defaults(run=info_command)
 
     download = commands.add_parser("download", help="download and verify a preset into the cache")
-    download.add_argument("source", help="preset name, folder, archive, http(s)://, hf:// or kaggle:// source")
+    download.add_argument("source", type=some_text, help="preset name, folder, archive, http(s)://, hf:// or kaggle:// source")
     download.add_argument("--quiet", action="store_true", help="no progress bar")
     download.set_defaults(run=download_command)
 
@@ -279,13 +310,13 @@ def build_parser():
     cache.set_defaults(run=cache_command)
 
     demo = commands.add_parser("demo", help="load a preset, predict and evaluate on bundled data")
-    demo.add_argument("--preset", default="transformer-small", help="the sequence model to run (default: %(default)s)")
+    demo.add_argument("--preset", type=some_text, default="transformer-small", help="the sequence model to run (default: %(default)s)")
     demo.set_defaults(run=demo_command)
 
     finetune = commands.add_parser("finetune", help="fine-tune a preset on a data file and save it as a preset")
-    finetune.add_argument("name", help="preset name or source to start from")
+    finetune.add_argument("name", type=some_text, help="preset name or source to start from")
     add_data_arguments(finetune)
-    finetune.add_argument("--out", required=True, help="the preset folder to write")
+    finetune.add_argument("--out", type=some_text, required=True, help="the preset folder to write")
     finetune.add_argument("--task", choices=("classification", "regression"),
                           help="for dense presets: what --target holds (default: the preset's task)")
     finetune.add_argument("--pretrained", type=yes_or_no, default=True, metavar="true|false",
@@ -298,19 +329,19 @@ def build_parser():
     finetune.add_argument("--early-stopping", type=whole_number(1), help="patience in epochs")
     finetune.add_argument("--validation-split", type=number_in(0, 1, low_open=True, high_open=True), default=0.2,
                           help="the share of the data held out to validate and evaluate (default %(default)s)")
-    finetune.add_argument("--seed", type=whole_number(0), default=0)
+    finetune.add_argument("--seed", type=whole_number(0, 2**32 - 1), default=0)
     finetune.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     finetune.set_defaults(run=finetune_command)
 
     evaluate = commands.add_parser(
         "eval", help="evaluate a preset on a data file, or check a pretrained preset's published metrics")
-    evaluate.add_argument("name", help="preset name or source")
+    evaluate.add_argument("name", type=some_text, help="preset name or source")
     add_data_arguments(evaluate, required=False)
-    evaluate.add_argument("--out", help="also save report.json, report.md and plots here")
+    evaluate.add_argument("--out", type=some_text, help="also save report.json, report.md and plots here")
     evaluate.set_defaults(run=eval_command)
 
     bench = commands.add_parser("bench", help="measure a preset's training and inference speed")
-    bench.add_argument("name", help="preset name or source")
+    bench.add_argument("name", type=some_text, help="preset name or source")
     bench.add_argument("--backend", choices=("tensorflow", "jax", "torch"),
                        help="measure on this backend (default: KERAS_BACKEND)")
     bench.add_argument("--mode", choices=("train", "infer", "both"), default="both")
@@ -320,22 +351,42 @@ def build_parser():
                        help="compile the steps (XLA / jax.jit / torch.compile); auto: the measured best")
     bench.add_argument("--min-seconds", type=number_in(0, low_open=True), default=3.0, help="length of the timed run")
     bench.add_argument("--json", action="store_true", help="print the results as JSON")
-    bench.add_argument("--profile", metavar="FILE", help="write where the time goes (cProfile; torch.profiler or XLA operations) to FILE")
+    bench.add_argument("--profile", type=some_text, metavar="FILE", help="write where the time goes (cProfile; torch.profiler or XLA operations) to FILE")
     bench.set_defaults(run=bench_command)
     return parser
 
 
+KERAS_BACKENDS = ("tensorflow", "jax", "torch", "numpy", "openvino")
+
+
 def main(argv=None):
+    """Run the `zoo` command. A user's mistake or a broken file is one line
+    on stderr and exit status 2; an interruption exits 130. Anything else is
+    a bug of the zoo's and keeps its traceback, for the report."""
     args = build_parser().parse_args(argv)
     args.argv = argv  # `zoo bench --backend` runs itself again in a fresh process
     # Piped output would otherwise be squeezed to 80 columns.
     wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
     console = Console(width=160 if wide else None)
     try:
+        check_environment()
         return args.run(args, console)
-    except (ZooError, FileNotFoundError, FileExistsError) as error:
+    except (ZooError, OSError) as error:  # OSError: a path that cannot be read or written, a full disk
         Console(stderr=True).print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
         return 2
+    except KeyboardInterrupt:
+        Console(stderr=True).print("interrupted", highlight=False)
+        return 130
+
+
+def check_environment():
+    """KERAS_BACKEND must name a backend before Keras reads it (its own error is a traceback)."""
+    backend = os.environ.get("KERAS_BACKEND")
+    if backend is not None and backend not in KERAS_BACKENDS:
+        raise ZooError(
+            f"KERAS_BACKEND={backend!r} is not a Keras backend: set it to tensorflow, jax or torch "
+            "(or unset it for TensorFlow)."
+        )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import keras
 import zoo
 from zoo import data_files, hub, model_data, presets, quiet_imports, registry
 from zoo.architectures.config import config_to_dict
-from zoo.errors import DataFileError
+from zoo.errors import DataFileError, InvalidConfigError
 
 
 def describe_source(name, pretrained=True):
@@ -30,10 +30,8 @@ def describe_source(name, pretrained=True):
 
 
 def finetune_job(args, console):
-    out = Path(args.out)
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        # Said before training, not after it.
-        raise FileExistsError(f"{out} exists and is not empty; choose another --out or pass --overwrite.")
+    # Said before training, not after it.
+    presets.check_writable_folder(args.out, args.overwrite, hint="choose another --out or pass --overwrite")
     quiet_imports.import_tensorflow_quietly()  # set_random_seed seeds TensorFlow too
     keras.utils.set_random_seed(args.seed)
     family, config, pretrained, folder = describe_source(args.name, args.pretrained)
@@ -43,8 +41,14 @@ def finetune_job(args, console):
             args.data, family, config, target=args.target, tokenizer=tokenizer,
             fit_inputs=not pretrained, max_length=args.max_length, task=args.task, model_name=args.name,
         )
+    if data.label_names is not None and len(data.label_names) < 2:
+        raise DataFileError(
+            f"{args.data} holds a single class ({data.label_names[0]!r}): a classifier needs examples "
+            "of at least two classes to learn anything."
+        )
     train_rows, validation_rows = data_files.train_validation_split(
-        len(data), args.validation_split, seed=args.seed, labels=data.y if data.label_names else None
+        len(data), args.validation_split, seed=args.seed, labels=data.y if data.label_names else None,
+        label_names=data.label_names,
     )
     train, validation = data.subset(train_rows), data.subset(validation_rows)
     console.print(
@@ -55,6 +59,7 @@ def finetune_job(args, console):
     )
 
     model = zoo.load(args.name, pretrained=pretrained, label_names=data.label_names, **data.overrides)
+    check_training_options(args, model)
     model.tokenizer = data.tokenizer or model.tokenizer
     if family == "dense" and not pretrained:
         model.get_layer("normalization").adapt(train.x)  # a fresh model learns the data's scale
@@ -90,6 +95,8 @@ def finetune_job(args, console):
 
 
 def eval_job(args, console):
+    if args.out:
+        check_report_folder(args.out)
     model = zoo.load(args.name)
     if args.data is None:
         return published_eval(model, args.name, console)
@@ -111,6 +118,34 @@ def eval_job(args, console):
         files = report.save(args.out)
         console.print(f"wrote {', '.join(Path(f).name for f in files)} to {args.out}", highlight=False)
     return 0
+
+
+def check_training_options(args, model):
+    """What zoo.finetune would refuse about --freeze and --lora-rank, said in
+    the command line's words."""
+    from zoo import training
+
+    if args.lora_rank and args.freeze != "none":
+        raise InvalidConfigError("--lora-rank already trains only the adapters and the head; drop --freeze.")
+    if args.freeze == "backbone" and not model.head_layer_names:
+        raise InvalidConfigError(
+            f"--freeze backbone needs a separate head, and a {model.family} preset has none (its output "
+            "is tied to the token embedding). Use --freeze N (layers) or --lora-rank instead."
+        )
+    layers = len(training.backbone_layers(model))
+    if isinstance(args.freeze, int) and args.freeze > layers:
+        raise InvalidConfigError(
+            f"--freeze {args.freeze}: {args.name} has {layers} layer(s) with weights before its head; "
+            f"freeze 0 to {layers} of them."
+        )
+
+
+def check_report_folder(folder):
+    """Refuse, before evaluating, an --out that cannot take the report's files."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"--out {folder} is a file; give a folder for report.json, report.md and the plots.")
+    presets.check_creatable(folder)
 
 
 def published_eval(model, name, console):

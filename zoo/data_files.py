@@ -160,9 +160,9 @@ def read_table(path, target, task="classification", *, label_names=None):
     feature_indices = [i for i in range(len(header)) if i not in target_indices]
     if not feature_indices:
         raise DataFileError(f"{path} has no feature columns: every column is a target ({', '.join(targets)}).")
-    x = _numbers(path, header, rows, feature_indices)
+    x = _numbers(path, header, rows, feature_indices, role="feature")
     if task == "regression":
-        y, names = _numbers(path, header, rows, target_indices), None
+        y, names = _numbers(path, header, rows, target_indices, role="regression target"), None
     else:
         y, names = _labels(path, targets[0], _column(rows, target_indices[0]), label_names)
     return TableData(x=x, y=y, feature_names=[header[i] for i in feature_indices], label_names=names)
@@ -408,11 +408,11 @@ def check_classes(label_names, expected, *, data_name, model_name, key="num_clas
 
 # ------------------------------------------------------------------ splitting
 
-def train_validation_split(n, validation_fraction, seed=0, labels=None):
+def train_validation_split(n, validation_fraction, seed=0, labels=None, label_names=None):
     """(train_indices, validation_indices) of `n` samples, each sorted.
 
     Stratified when `labels` (one class per sample) are given, so both parts
-    keep the class proportions.
+    keep the class proportions; `label_names` name the classes in errors.
 
     Example:
     >>> train, validation = train_validation_split(10, 0.2, seed=0)
@@ -425,29 +425,38 @@ def train_validation_split(n, validation_fraction, seed=0, labels=None):
         raise InvalidConfigError(
             f"validation_fraction must be between 0 and 1 (exclusive), got {validation_fraction!r}."
         )
-    if labels is not None:
-        _check_stratifiable(labels, n)
-    try:
-        train, validation = train_test_split(
-            np.arange(n), test_size=validation_fraction, random_state=seed, stratify=labels
+    held_out = math.ceil(n * validation_fraction)  # as scikit-learn counts it
+    if n < 2 or held_out >= n:
+        raise DataFileError(
+            f"{n} sample(s) cannot be split into training and validation with a validation share of "
+            f"{validation_fraction:g}: each part needs at least one sample. Use more data or a smaller share."
         )
-    except ValueError as error:  # e.g. too few samples for the fraction asked
-        raise InvalidConfigError(
-            f"Cannot split {n} samples with validation_fraction={validation_fraction}: {error}"
-        ) from None
+    if labels is not None:
+        _check_stratifiable(labels, n, held_out, validation_fraction, label_names)
+    train, validation = train_test_split(
+        np.arange(n), test_size=validation_fraction, random_state=seed, stratify=labels
+    )
     return np.sort(train), np.sort(validation)
 
 
-def _check_stratifiable(labels, n):
+def _check_stratifiable(labels, n, held_out, validation_fraction, label_names):
     labels = np.asarray(labels)
     if len(labels) != n:
         raise InvalidConfigError(f"labels has {len(labels)} entries but n is {n}.")
     classes, counts = np.unique(labels, return_counts=True)
-    rare = classes[counts < 2]
-    if len(rare):
+    names = [str(label_names[c]) if label_names is not None else str(c) for c in classes.tolist()]
+    rare = [name for name, count in zip(names, counts) if count < 2]
+    if rare:
         raise DataFileError(
-            f"Class(es) {', '.join(map(str, rare.tolist()))} have a single sample; a stratified "
+            f"Class(es) {', '.join(map(repr, rare))} have a single sample; a stratified "
             "validation split needs at least 2 of each class. Add samples or drop that class."
+        )
+    if not len(classes) <= held_out <= n - len(classes):
+        raise DataFileError(
+            f"A validation share of {validation_fraction:g} holds {held_out} of {n} samples, but a "
+            f"stratified split puts each of the {len(classes)} classes in both parts: hold out between "
+            f"{len(classes)} and {n - len(classes)} samples (a share of about {len(classes) / n:.2g} "
+            f"to {1 - len(classes) / n:.2g})."
         )
 
 
@@ -518,15 +527,18 @@ def _column(rows, index):
     return [(row, cells[index]) for row, cells in rows]
 
 
-def _numbers(path, header, rows, indices):
+FLOAT32_MAX = float(np.finfo("float32").max)
+
+
+def _numbers(path, header, rows, indices, role):
     """float32 array (rows, len(indices)) of the cells in those columns."""
     return np.array(
-        [[_number(path, row, header[i], cells[i]) for i in indices] for row, cells in rows],
+        [[_number(path, row, header[i], cells[i], role) for i in indices] for row, cells in rows],
         dtype="float32",
     ).reshape(len(rows), len(indices))
 
 
-def _number(path, row, column, cell):
+def _number(path, row, column, cell, role):
     text = cell.strip()
     if not text:
         raise DataFileError(
@@ -540,7 +552,12 @@ def _number(path, row, column, cell):
     if not math.isfinite(value):
         raise DataFileError(
             f"{path} row {row}, column {column!r}: {cell!r} is not a finite number. "
-            "Every feature column must hold numbers; encode categories as numbers or drop the column."
+            f"Every {role} column must hold numbers; encode categories as numbers or drop the column."
+        )
+    if abs(value) > FLOAT32_MAX:
+        raise DataFileError(
+            f"{path} row {row}, column {column!r}: {cell!r} is beyond what float32 holds "
+            f"(about ±3.4e38). Rescale the column."
         )
     return value
 

@@ -77,7 +77,9 @@ def read_for_model(path, family, config, *, target=None, label_names=None, token
     if family == "cnn":
         _expect(kind, "images", path, family, "cnn")
         images = data_files.read_image_folder(path, config["input_shape"])
-        return ModelData(images.x, images.y, images.label_names)
+        if label_names is None:
+            return ModelData(images.x, images.y, images.label_names)
+        return ModelData(images.x, _onto_classes(path, images, label_names), list(label_names))
     if family not in TEXT_FAMILIES:
         raise DataFileError(f"The zoo command cannot read data for the {family!r} family; use the Python API.")
     if family == "lstm" and not config.get("vocab_size"):
@@ -149,6 +151,20 @@ def _text(path, kind, family, config, target, label_names, tokenizer, max_length
     decoder_input[decoder_input == config["end_token_id"]] = PAD_ID  # the end token is only ever a target
     x = {"encoder_token_ids": source, "decoder_token_ids": decoder_input}
     return ModelData(x, target_ids, tokenizer=tokenizer)
+
+
+def _onto_classes(path, images, label_names):
+    """The class ids of an image folder's images among a model's `label_names`;
+    a class folder the model does not know is an error, as a CSV label is."""
+    names = [str(name) for name in label_names]
+    unknown = [name for name in images.label_names if name not in names]
+    if unknown:
+        raise DataFileError(
+            f"{path} has class folder(s) {', '.join(map(repr, unknown))} that are not among the model's "
+            f"classes ({', '.join(names)}). Name each folder after one of them."
+        )
+    index = np.array([names.index(name) for name in images.label_names], dtype="int32")
+    return index[images.y]
 
 
 def _text_role(family, config):
