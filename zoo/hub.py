@@ -521,8 +521,8 @@ def _shut(sock):
         pass  # closed already
 
 
-class _WatchedHTTPConnection(http.client.HTTPConnection):
-    """An HTTP connection that shows its socket to a `_Watchdog`."""
+class _Watched:
+    """Mixed into an HTTP(S) connection: shows its socket to a `_Watchdog` once connected."""
 
     def __init__(self, *args, watchdog, **kwargs):
         super().__init__(*args, **kwargs)
@@ -533,14 +533,12 @@ class _WatchedHTTPConnection(http.client.HTTPConnection):
         self.watchdog.watch(self.sock)
 
 
-class _WatchedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, *args, watchdog, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.watchdog = watchdog
+class _WatchedHTTPConnection(_Watched, http.client.HTTPConnection):
+    pass
 
-    def connect(self):
-        super().connect()
-        self.watchdog.watch(self.sock)
+
+class _WatchedHTTPSConnection(_Watched, http.client.HTTPSConnection):
+    pass
 
 
 class _WatchedHandler(urllib.request.HTTPHandler, urllib.request.HTTPSHandler):
