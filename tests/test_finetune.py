@@ -266,6 +266,8 @@ def test_a_nan_batch_leaves_the_model_unchanged(where):
 
 
 def test_a_huge_learning_rate_diverges_and_leaves_the_model_unchanged():
+    """The loss path of the guard on arrays (which can no longer carry a NaN
+    into training): it must keep raising, weights bit-identical."""
     model = zoo.load("dense-tiny", num_features=4, task="regression")
     x, _ = separable_data(count=64, features=4)
     before = weights_by_layer(model)

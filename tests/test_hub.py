@@ -409,6 +409,9 @@ def test_a_dripping_server_is_given_up_on(served, monkeypatch, behaviour, messag
 
 def test_the_throughput_floor_is_a_setting(served, monkeypatch):
     server, model = served
+    monkeypatch.setenv("ZOO_DOWNLOAD_MIN_SPEED", "fast")
+    with pytest.raises(zoo.ZooError, match="ZOO_DOWNLOAD_MIN_SPEED='fast' is not valid"):
+        zoo.load(f"{server.url}/p/")
     monkeypatch.setenv("ZOO_DOWNLOAD_TIMEOUT", "0.5")
     monkeypatch.setenv("ZOO_DOWNLOAD_MIN_SPEED", "0")  # no floor: a patient user waits for the drip
     server.behaviours["/p/config.json"] = "drip"
