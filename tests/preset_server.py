@@ -4,7 +4,7 @@
     "drop-once", "corrupt", "slow", "404", "503-once", "delay" (answer, but after 0.2 s),
     "endless"       a body without Content-Length that never ends (capped at ENDLESS_CAP)
     "huge"          announces a 10 GB Content-Length, then sends the file
-    "drip"          the file, a byte every DRIP_SECONDS (about 20 bytes a second)
+    "drip"          the file, a byte every DRIP_SECONDS (about 100 bytes a second)
     "drip-headers"  the headers, a byte every DRIP_SECONDS, then the file
     "hold"          half the file, then the rest once `server.release` is set
 `server.bytes_sent[path]` counts the body bytes written for a path.
@@ -17,7 +17,7 @@ import urllib.parse
 from pathlib import Path
 
 ENDLESS_CAP = 64 << 20  # so that a client that never stops reading cannot fill the disk either
-DRIP_SECONDS = 0.05
+DRIP_SECONDS = 0.01
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

@@ -396,7 +396,7 @@ def test_a_file_of_another_size_than_the_manifest_says_is_a_checksum_error(serve
 
 @pytest.mark.parametrize("behaviour, message", [("drip", "too slow"), ("drip-headers", "no response within")])
 def test_a_dripping_server_is_given_up_on(served, monkeypatch, behaviour, message):
-    """A byte every 0.05 s never trips a per-read timeout; the throughput floor does."""
+    """A byte every 0.01 s never trips a per-read timeout; the throughput floor does."""
     server, _ = served
     monkeypatch.setenv("ZOO_DOWNLOAD_TIMEOUT", "0.5")
     monkeypatch.setenv("ZOO_DOWNLOAD_RETRIES", "1")
