@@ -357,6 +357,7 @@ def build_parser():
 
 
 KERAS_BACKENDS = ("tensorflow", "jax", "torch", "numpy", "openvino")
+KERAS_COMMANDS = ("download", "demo", "finetune", "eval", "bench")  # the ones that start Keras
 
 
 def main(argv=None):
@@ -370,6 +371,10 @@ def main(argv=None):
     console = Console(width=160 if wide else None)
     try:
         check_environment()
+        if args.command in KERAS_COMMANDS:
+            from zoo import quiet_imports
+
+            quiet_imports.quiet_startup()
         return args.run(args, console)
     except (ZooError, OSError) as error:  # OSError: a path that cannot be read or written, a full disk
         Console(stderr=True).print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
