@@ -257,20 +257,16 @@ class DivergenceGuard(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
-        self._check_weights(f"at the end of epoch {epoch + 1}")
-
-    def on_train_end(self, logs=None):
-        self._check_weights("when training stopped")
-
-    def _check_weights(self, when):
+        # Every trainer calls this, also for an epoch that stopped early.
         if self.diverged_at is not None:
             return
         broken = [variable.path for variable in self.model.weights
                   if not np.isfinite(keras.ops.convert_to_numpy(variable)).all()]
         if broken:
             self.diverged_at = (
-                f"{len(broken)} weight(s) became NaN or infinite {when} ({', '.join(broken[:3])}"
-                f"{' ...' if len(broken) > 3 else ''}) although the reported loss stayed finite"
+                f"{len(broken)} weight(s) became NaN or infinite by the end of epoch {epoch + 1} "
+                f"({', '.join(broken[:3])}{' ...' if len(broken) > 3 else ''}) although the reported "
+                "loss stayed finite"
             )
             self.model.stop_training = True
 
