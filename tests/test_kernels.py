@@ -49,10 +49,9 @@ def outputs_and_gradients(layer, inputs, mask):
             loss = loss_of(outputs)
         grads = tape.gradient(loss, [v.value for v in variables] + [x])
         return to_numpy(outputs), [to_numpy(g) for g in grads]
-    import torch
-
-    x = torch.tensor(inputs, requires_grad=True)
-    outputs = layer(x, mask=None if mask is None else torch.tensor(mask))
+    # On Keras' device (a GPU when there is one), as the layer's weights are.
+    x = keras.ops.convert_to_tensor(inputs).requires_grad_()
+    outputs = layer(x, mask=None if mask is None else keras.ops.convert_to_tensor(mask))
     loss_of(outputs).backward()
     return to_numpy(outputs.detach()), [to_numpy(v.value.grad) for v in variables] + [to_numpy(x.grad)]
 
@@ -254,11 +253,9 @@ def model_outputs_gradients_and_state(model, images, training):
             loss = tf.reduce_sum(outputs * weights)
         grads = tape.gradient(loss, [v.value for v in trainable] + [x])
     else:
-        import torch
-
-        x = torch.tensor(images, requires_grad=True)
+        x = keras.ops.convert_to_tensor(images).requires_grad_()  # on Keras' device, as the weights
         outputs = model(x, training=training)
-        (outputs * torch.tensor(weights)).sum().backward()
+        (outputs * keras.ops.convert_to_tensor(weights)).sum().backward()
         grads = [v.value.grad for v in trainable] + [x.grad]
         outputs = outputs.detach()
     return to_numpy(outputs), [to_numpy(g) for g in grads], [to_numpy(v) for v in model.non_trainable_variables]
@@ -351,7 +348,7 @@ def _attention_gradients(loss, arrays):
         return tape.gradient(value, arrays)
     import torch
 
-    arrays = [torch.tensor(np.asarray(a), requires_grad=True) for a in arrays]
+    arrays = [keras.ops.convert_to_tensor(np.asarray(a)).requires_grad_() for a in arrays]  # on Keras' device
     return torch.autograd.grad(loss(*arrays), arrays)
 
 

@@ -118,8 +118,10 @@ def _torch_params(cell, dtype):
     else:
         bias = keras.ops.cast(cell.bias.value, dtype)
     # Keras' gate order (i, f, c, o) is torch's (i, f, g, o); torch wants
-    # (4 * units, inputs) and has a second bias, zero here.
-    return [kernel.T, recurrent_kernel.T, bias, torch.zeros_like(bias)]
+    # (4 * units, inputs) and has a second bias, zero here. cuDNN reads the
+    # weights as flat memory: a transposed view fails there ("view size is not
+    # compatible"), so the transposes are made contiguous.
+    return [kernel.T.contiguous(), recurrent_kernel.T.contiguous(), bias, torch.zeros_like(bias)]
 
 
 def _packing_lengths(mask, steps):
