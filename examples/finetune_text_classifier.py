@@ -11,17 +11,17 @@ reads text.
 
 import argparse
 import inspect
+import math
 import os
 import socket
 import tempfile
-import math
 
 import keras
 import numpy as np
 from sklearn.model_selection import train_test_split
 
 import zoo
-from zoo import tokenizers
+from zoo.data import tokenizers
 
 SOURCES = {"math": math, "os": os, "socket": socket, "str": str}
 PER_CLASS = 50  # os alone has 150+ docstrings; keep the classes balanced

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 
 import zoo
-from zoo import hub, presets
+from zoo.hub import cache, folder_format
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -33,7 +33,7 @@ def main():
     model = zoo.load("transformer-encoder-tiny", num_classes=3)
     folder = zoo.save_preset(model, workdir / "site" / "my-encoder", dataset="none (random init)",
                              label_names=["negative", "neutral", "positive"])
-    pin = presets.sha256_of(folder / presets.MANIFEST_FILE)
+    pin = folder_format.sha256_of(folder / folder_format.MANIFEST_FILE)
     print(f"saved {folder}, manifest sha256 {pin}")
 
     # 2. Host: a static file server is all it takes.
@@ -52,7 +52,7 @@ def main():
     same = np.array_equal(keras.ops.convert_to_numpy(model(x)), keras.ops.convert_to_numpy(downloaded(x)))
     print(f"loaded {url}: outputs identical to the saved model: {same}")
     print(f"label names travel with it: {downloaded.preset_metadata['label_names']}")
-    for entry, record in hub.cache_entries():
+    for entry, record in cache.cache_entries():
         print(f"cached as {entry.name} from {record['location']}")
     return same and again.count_params() == model.count_params()
 

@@ -11,7 +11,7 @@ import argparse
 import numpy as np
 
 import zoo
-from zoo import tokenizers
+from zoo.data import tokenizers
 
 DATES = ["5. März 2021", "3 de agosto de 1999", "2024年7月1日", "Tuesday, June 4, 2030", "12 listopada 1918"]
 

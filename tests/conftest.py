@@ -1,18 +1,35 @@
-"""Shared fixtures. The suite runs once per backend: KERAS_BACKEND picks it."""
+"""Shared fixtures, and the two tiers of the suite.
 
-import keras
+Tests marked `backend_free` need no Keras backend: they run once, in a process
+that never imports Keras, TensorFlow, JAX or torch (the session fails if one
+was imported). Every other test runs once per backend: KERAS_BACKEND picks it.
+`--tier backend-free` or `--tier backends` runs one tier (tools/test_backends.py
+runs the first once, the second per backend); plain pytest runs both.
+"""
+
+import random
+import sys
+
 import numpy as np
 import pytest
 
 import zoo
+
+BACKEND_MODULES = ("keras", "tensorflow", "jax", "torch")
 
 # The architecture presets (one per family and size). Tagged variants such as
 # "cnn-small.digits" share an architecture with one of them and are covered by
 # test_pretrained.py, which keeps the per-backend suite inside CI's time budget.
 ALL_PRESETS = [name for name in zoo.list_presets() if "." not in name]
 TINY_PRESETS = [name for name in ALL_PRESETS if name.endswith("-tiny")]
-GENERATIVE_FAMILIES = ("transformer-decoder", "transformer")
-SEQUENCE_FAMILIES = ("lstm", "transformer-encoder", "transformer-decoder", "transformer")
+
+
+def family_of(preset_name):
+    """The model class of a preset's family: it says what the family takes and
+    does (`sequence_inputs`, `generate`). Imports Keras."""
+    from zoo.architectures import get_family
+
+    return get_family(zoo.info(preset_name).family)
 
 
 def preset_params(names):
@@ -23,10 +40,47 @@ def preset_params(names):
     ]
 
 
+def pytest_addoption(parser):
+    parser.addoption("--tier", choices=("all", "backend-free", "backends"), default="all",
+                     help="backend-free: the tests that need no backend; backends: the others")
+
+
+def pytest_ignore_collect(collection_path, config):
+    """The backend-free tier does not even import a test file without
+    backend-free tests: most of them import Keras at the top."""
+    if config.getoption("--tier") == "backend-free" and collection_path.suffix == ".py":
+        return "backend_free" not in collection_path.read_text() or None
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    tier = config.getoption("--tier")
+    if tier == "all":
+        return
+    keep = [item for item in items if (item.get_closest_marker("backend_free") is not None) == (tier == "backend-free")]
+    config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+    items[:] = keep
+
+
+def pytest_sessionfinish(session):
+    """The backend-free tier proves it: no backend was imported while it ran."""
+    imported = [name for name in BACKEND_MODULES if name in sys.modules]
+    if session.config.getoption("--tier") == "backend-free" and imported:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print(f"\nthe backend-free tier imported {', '.join(imported)}: mark the test that did as a "
+              "backend test (remove its backend_free mark)", file=sys.stderr)
+
+
 @pytest.fixture(autouse=True)
-def _seeded_and_isolated(tmp_path_factory, monkeypatch):
+def _seeded_and_isolated(request, tmp_path_factory, monkeypatch):
     """Every test: fixed seeds, its own empty zoo cache, online, short timeouts."""
-    keras.utils.set_random_seed(1234)
+    if request.node.get_closest_marker("backend_free") is None:
+        import keras
+
+        keras.utils.set_random_seed(1234)  # Python's, numpy's and the backend's
+    else:
+        random.seed(1234)
+        np.random.seed(1234)
     monkeypatch.setenv("ZOO_HOME", str(tmp_path_factory.mktemp("zoo-home")))
     for name in ("ZOO_OFFLINE", "HF_HUB_OFFLINE", "ZOO_MIRROR"):
         monkeypatch.delenv(name, raising=False)
@@ -46,6 +100,8 @@ def preset_server(tmp_path):
 
 
 def to_numpy(outputs):
+    import keras
+
     return keras.ops.convert_to_numpy(outputs)
 
 

@@ -14,7 +14,6 @@ import argparse
 import contextlib
 import os
 import socket
-
 from pathlib import Path
 
 import numpy as np

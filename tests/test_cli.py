@@ -11,7 +11,7 @@ import pytest
 from rich.console import Console
 
 import zoo
-from zoo.cli import main
+from zoo.cli.commands import main
 
 
 def run_cli(capsys, *argv):
@@ -20,6 +20,7 @@ def run_cli(capsys, *argv):
     return code, captured.out, captured.err
 
 
+@pytest.mark.backend_free
 def test_list_prints_every_preset_with_params(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     code, out, _ = run_cli(capsys, "list")
@@ -30,6 +31,7 @@ def test_list_prints_every_preset_with_params(capsys, monkeypatch):
     assert "7.5M" in out  # transformer-small's parameter count
 
 
+@pytest.mark.backend_free
 def test_list_filters_by_pattern_and_family(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     code, out, _ = run_cli(capsys, "list", "*-tiny", "--family", "cnn")
@@ -40,6 +42,7 @@ def test_list_filters_by_pattern_and_family(capsys, monkeypatch):
     assert code == 1 and "No preset matches" in out
 
 
+@pytest.mark.backend_free
 def test_info_shows_the_card(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     code, out, _ = run_cli(capsys, "info", "transformer-small")
@@ -48,12 +51,14 @@ def test_info_shows_the_card(capsys, monkeypatch):
     assert "model card" in out and "transformer-small/README.md" in out
 
 
+@pytest.mark.backend_free
 def test_info_json_is_the_card(capsys):
     code, out, _ = run_cli(capsys, "info", "cnn-tiny", "--json")
     assert code == 0
     assert json.loads(out) == zoo.info("cnn-tiny").to_dict()
 
 
+@pytest.mark.backend_free
 def test_unknown_name_is_an_error_with_suggestions(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     code, _, err = run_cli(capsys, "info", "lstm-smal")
@@ -61,6 +66,7 @@ def test_unknown_name_is_an_error_with_suggestions(capsys, monkeypatch):
     assert "No preset named 'lstm-smal'" in err and "lstm-small" in err
 
 
+@pytest.mark.backend_free
 def test_console_script_is_installed():
     # Beside this interpreter (a venv used without activating it), else on PATH.
     beside = Path(sys.executable).parent / "zoo"
@@ -74,7 +80,7 @@ def test_console_script_is_installed():
 
 def test_demo_predicts_far_better_than_the_majority_class(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
-    from zoo import demo
+    from zoo.cli import demo
 
     console = Console(file=io.StringIO(), width=200)
     accuracy, majority = demo.tabular_demo(console)
@@ -114,11 +120,12 @@ def test_loading_a_transformer_prints_no_tensorflow_start_up_noise():
         assert noise not in result.stderr, result.stderr
 
 
+@pytest.mark.backend_free
 def test_the_quiet_import_writes_back_everything_else(capfd):
     """Backend-free: only TensorFlow's start-up lines are dropped."""
     import os
 
-    from zoo.quiet_imports import stderr_filtered, tensorflow_startup
+    from zoo.runtime.quiet_imports import stderr_filtered, tensorflow_startup
 
     with stderr_filtered(tensorflow_startup):
         os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n")

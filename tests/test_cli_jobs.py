@@ -13,11 +13,12 @@ import pytest
 from sklearn.datasets import load_digits, load_iris
 
 import zoo
-from zoo import cli, presets
+from zoo.cli import commands
+from zoo.hub import folder_format
 
 
 def run(args, capsys):
-    code = cli.main(args)
+    code = commands.main(args)
     captured = capsys.readouterr()
     return code, captured.out + captured.err
 
@@ -169,10 +170,11 @@ def test_eval_refuses_text_for_a_preset_without_tokenizer(tmp_path, capsys):
 
 def test_data_file_numbers_reach_the_model_unchanged(iris_csv):
     """The table the command trains on is the CSV itself, row for row."""
-    from zoo import model_data
+    from zoo.data import model_data
 
     card = zoo.info("dense-tiny")
-    data = model_data.read_for_model(iris_csv, card.family, card.config, target="species", fit_inputs=True)
+    family = zoo.architectures.get_family(card.family)
+    data = model_data.read_for_model(iris_csv, family, card.config, target="species", fit_inputs=True)
     np.testing.assert_allclose(data.x, load_iris().data.astype("float32"))
     np.testing.assert_array_equal(data.y, load_iris().target)
 
@@ -192,12 +194,13 @@ def test_data_file_numbers_reach_the_model_unchanged(iris_csv):
     (["download", ""], "argument source: must not be empty"),
     (["eval", "dense-tiny", "--data", ""], "argument --data: must not be empty"),
 ])
+@pytest.mark.backend_free
 def test_bad_arguments_are_refused_in_the_command_lines_words(argv, message, iris_csv, tmp_path, capsys):
     """Backend-free: argparse refuses them before anything is loaded."""
     if argv[0] == "finetune":
         argv = [*argv, "--data", str(iris_csv), "--target", "species", "--out", str(tmp_path / "never")]
     with pytest.raises(SystemExit) as caught:
-        cli.main(argv)
+        commands.main(argv)
     error = capsys.readouterr().err
     assert caught.value.code == 2
     assert re.search(message, error), error
@@ -233,7 +236,7 @@ def test_a_hostile_config_on_the_command_line_is_one_message(what, iris_csv, tmp
     data = json.loads((folder / "config.json").read_text())
     data["config"].update(BROKEN_CONFIGS[what])
     (folder / "config.json").write_text(json.dumps(data))
-    presets.write_manifest(folder)
+    folder_format.write_manifest(folder)
     result = subprocess.run([sys.executable, "-m", "zoo", "eval", str(folder), "--data", str(iris_csv),
                              "--target", "species"], capture_output=True, text=True, timeout=600)
     assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
@@ -307,7 +310,7 @@ def test_image_folders_are_mapped_onto_the_models_classes(digits_folder, tmp_pat
 def broken_preset(tmp_path, change):
     folder = zoo.save_preset(zoo.load("dense-tiny", num_features=4), tmp_path / "broken")
     change(folder)
-    presets.write_manifest(folder)
+    folder_format.write_manifest(folder)
     return folder
 
 

@@ -5,15 +5,15 @@ The module is framework-free, but like the whole suite it runs once per backend.
 
 import csv
 import keyword
+from pydoc_data.topics import topics
 
 import numpy as np
 import pytest
 from PIL import Image
-from pydoc_data.topics import topics
 from sklearn.datasets import load_diabetes, load_digits, load_iris
 
 import zoo
-from zoo.data_files import (
+from zoo.data.data_files import (
     DataFileError,
     DataFileNotFoundError,
     check_classes,
@@ -52,6 +52,7 @@ def iris_csv(tmp_path):
     return write_csv(tmp_path / "iris.csv", [*iris.feature_names, "species"], rows), iris
 
 
+@pytest.mark.backend_free
 def test_read_table_gives_the_source_features_and_sorted_class_names(iris_csv):
     path, iris = iris_csv
     table = read_table(path, target="species")
@@ -63,6 +64,7 @@ def test_read_table_gives_the_source_features_and_sorted_class_names(iris_csv):
     np.testing.assert_array_equal(names[table.y], iris.target_names[iris.target])
 
 
+@pytest.mark.backend_free
 def test_numeric_class_labels_sort_numerically_and_the_target_may_be_any_column(tmp_path):
     labels = ["10", "2", "1", "10", "2"]
     rows = [[label, str(index), str(index * 2)] for index, label in enumerate(labels)]
@@ -73,6 +75,7 @@ def test_numeric_class_labels_sort_numerically_and_the_target_may_be_any_column(
     np.testing.assert_array_equal(table.x, [[index, index * 2] for index in range(5)])
 
 
+@pytest.mark.backend_free
 def test_given_label_names_map_the_file_onto_a_models_classes(iris_csv, tmp_path):
     path, iris = iris_csv
     model_names = ["virginica", "setosa", "versicolor", "unseen"]
@@ -83,6 +86,7 @@ def test_given_label_names_map_the_file_onto_a_models_classes(iris_csv, tmp_path
         read_table(path, target="species", label_names=["virginica", "versicolor"])
 
 
+@pytest.mark.backend_free
 def test_regression_targets_are_float_columns(tmp_path):
     diabetes = load_diabetes()
     rows = [[repr(float(v)) for v in features] + [repr(float(t)), repr(float(-t))]
@@ -97,6 +101,7 @@ def test_regression_targets_are_float_columns(tmp_path):
     np.testing.assert_array_equal(both.y, np.stack([diabetes.target[:60], -diabetes.target[:60]], 1).astype("float32"))
 
 
+@pytest.mark.backend_free
 def test_a_spreadsheet_byte_order_mark_and_blank_lines_are_accepted(tmp_path):
     path = tmp_path / "excel.csv"
     path.write_bytes("\ufeffx,label\r\n1.5,a\r\n\r\n-2,b\r\n".encode("utf-8"))
@@ -121,6 +126,7 @@ def test_a_spreadsheet_byte_order_mark_and_blank_lines_are_accepted(tmp_path):
         ("y\nx\n", r"t\.csv has no feature columns"),
     ],
 )
+@pytest.mark.backend_free
 def test_table_errors_name_the_file_row_and_column(tmp_path, content, message):
     path = tmp_path / "t.csv"
     path.write_text(content, encoding="utf-8")
@@ -128,12 +134,14 @@ def test_table_errors_name_the_file_row_and_column(tmp_path, content, message):
         read_table(path, target="y")
 
 
+@pytest.mark.backend_free
 def test_missing_target_suggests_a_close_name(iris_csv):
     path, _ = iris_csv
     with pytest.raises(DataFileError, match=r"no target column 'specie'\. Did you mean 'species'\?"):
         read_table(path, target="specie")
 
 
+@pytest.mark.backend_free
 def test_non_utf8_and_bad_arguments_are_refused(tmp_path, iris_csv):
     path = tmp_path / "latin.csv"
     path.write_bytes("a,y\n1,x\n2,caf\xe9\n".encode("latin-1"))
@@ -145,6 +153,7 @@ def test_non_utf8_and_bad_arguments_are_refused(tmp_path, iris_csv):
         read_table(iris_csv[0], target=["species", "sepal width (cm)"])
 
 
+@pytest.mark.backend_free
 def test_a_missing_path_is_a_file_not_found_zoo_error(tmp_path):
     missing = tmp_path / "nowhere.csv"
     readers = (detect_kind, read_text_file, lambda p: read_table(p, "y"), lambda p: read_image_folder(p, (8, 8, 1)))
@@ -156,6 +165,7 @@ def test_a_missing_path_is_a_file_not_found_zoo_error(tmp_path):
 
 # ------------------------------------------------------------------ detection
 
+@pytest.mark.backend_free
 def test_detect_kind_follows_the_documented_scheme(tmp_path, iris_csv):
     write_csv(tmp_path / "texts.csv", ["label", "text"], [["a", "hello"]])
     write_csv(tmp_path / "pairs.csv", ["source", "target", "text"], [["a", "b", "c"]])
@@ -193,6 +203,7 @@ def save_png_gray_or_rgb(index, image, folder):
     (picture if index % 2 else picture.convert("RGB")).save(folder / f"{index:03d}.png")
 
 
+@pytest.mark.backend_free
 def test_image_folder_png_grayscale_rgb_mix_is_read_exactly(tmp_path):
     pixels, classes = digit_pixels(40)
     order = save_digits(tmp_path, pixels, classes, save_png_gray_or_rgb)
@@ -213,6 +224,7 @@ def test_image_folder_png_grayscale_rgb_mix_is_read_exactly(tmp_path):
     np.testing.assert_array_equal(rgb.y, gray.y)
 
 
+@pytest.mark.backend_free
 def test_images_of_other_sizes_are_resized_keeping_orientation(tmp_path):
     solid = {"big": ((200, 100, 50), (31, 17)), "small": ((10, 250, 90), (3, 5))}
     for name, (colour, size) in solid.items():
@@ -236,6 +248,7 @@ def test_images_of_other_sizes_are_resized_keeping_orientation(tmp_path):
     np.testing.assert_allclose(gray.x[0], luma / 255, rtol=0, atol=1 / 255)
 
 
+@pytest.mark.backend_free
 def test_sixteen_bit_grayscale_is_scaled_not_clipped(tmp_path):
     pixels, _ = digit_pixels(1)
     (tmp_path / "deep").mkdir()
@@ -246,6 +259,7 @@ def test_sixteen_bit_grayscale_is_scaled_not_clipped(tmp_path):
         np.testing.assert_array_equal(x, np.repeat(pixels[0][..., None] / np.float32(255), channels, axis=-1))
 
 
+@pytest.mark.backend_free
 def test_a_cameras_exif_rotation_is_applied(tmp_path):
     halves = np.zeros((12, 20), "uint8")
     halves[:, 10:] = 255
@@ -257,6 +271,7 @@ def test_a_cameras_exif_rotation_is_applied(tmp_path):
     assert (x[:4] == 0).all() and (x[6:] == 1).all()
 
 
+@pytest.mark.backend_free
 def test_jpeg_and_upscaled_digits_come_back_close_to_the_source(tmp_path):
     pixels, classes = digit_pixels(20)
 
@@ -275,6 +290,7 @@ def test_jpeg_and_upscaled_digits_come_back_close_to_the_source(tmp_path):
     assert images.x.min() >= 0 and images.x.max() <= 1
 
 
+@pytest.mark.backend_free
 def test_unreadable_images_are_named(tmp_path):
     pixels, classes = digit_pixels(4)
     save_digits(tmp_path, pixels, classes, save_png_gray_or_rgb)
@@ -288,6 +304,7 @@ def test_unreadable_images_are_named(tmp_path):
         read_image_folder(tmp_path, (8, 8, 1))
 
 
+@pytest.mark.backend_free
 def test_image_folder_layout_errors_explain_the_layout(tmp_path):
     Image.new("L", (8, 8)).save(tmp_path / "loose.png")
     with pytest.raises(DataFileError, match=r"no class sub-folders\. Lay images out as folder/class_name/image\.png"):
@@ -313,6 +330,7 @@ def topic_rows(count):
     return [(name, topics[name], "keyword" if keyword.iskeyword(name) else "other") for name in names]
 
 
+@pytest.mark.backend_free
 def test_text_csv_round_trips_multiline_quoted_texts(tmp_path):
     rows = topic_rows(12)
     path = write_csv(tmp_path / "topics.csv", ["name", "text", "kind"], rows)
@@ -324,6 +342,7 @@ def test_text_csv_round_trips_multiline_quoted_texts(tmp_path):
     assert unlabelled.texts == [name for name, _, _ in rows] and unlabelled.y is None
 
 
+@pytest.mark.backend_free
 def test_text_csv_errors_name_the_row_where_a_multiline_record_starts(tmp_path):
     rows = topic_rows(5)
     rows[3] = ("MARKER", rows[3][1], "")
@@ -341,6 +360,7 @@ def test_text_csv_errors_name_the_row_where_a_multiline_record_starts(tmp_path):
         read_text_csv(path)
 
 
+@pytest.mark.backend_free
 def test_text_pairs_come_back_in_order(tmp_path):
     rows = topic_rows(8)
     pairs = [(name, text.split("\n")[0]) for name, text, _ in rows]
@@ -353,6 +373,7 @@ def test_text_pairs_come_back_in_order(tmp_path):
 
 # ------------------------------------------------------------------ text files
 
+@pytest.mark.backend_free
 def test_text_file_splits_paragraphs_at_blank_lines_or_lines(tmp_path):
     lines = [line.strip() for _, text, _ in topic_rows(3) for line in text.split("\n") if line.strip()][:30]
     paragraphs = ["\n".join(lines[start:start + 4]) for start in range(0, len(lines), 4)]
@@ -364,6 +385,7 @@ def test_text_file_splits_paragraphs_at_blank_lines_or_lines(tmp_path):
     assert read_text_file(path, unit="line") == lines
 
 
+@pytest.mark.backend_free
 def test_text_file_errors(tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text(" \n\n \t\n", encoding="utf-8")
@@ -400,6 +422,7 @@ def test_check_features_and_classes_against_a_real_model(iris_csv):
 
 # ------------------------------------------------------------------ splitting
 
+@pytest.mark.backend_free
 def test_train_validation_split_is_a_seeded_stratified_partition():
     labels = load_iris().target
     train, validation = train_validation_split(len(labels), 0.2, seed=3, labels=labels)
@@ -414,6 +437,7 @@ def test_train_validation_split_is_a_seeded_stratified_partition():
     assert len(plain_validation) == 3 and set(plain_train) | set(plain_validation) == set(range(10))
 
 
+@pytest.mark.backend_free
 def test_train_validation_split_refuses_what_it_cannot_do():
     for fraction in (0, 1, 1.5):
         with pytest.raises(zoo.InvalidConfigError, match="validation_fraction must be between 0 and 1"):

@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 import zoo
-from zoo import datasets, published
+from zoo.data import datasets
+from zoo.eval import published
 
 
+@pytest.mark.backend_free
 @pytest.mark.parametrize("name", datasets.dataset_names())
 def test_splits_are_rebuilt_identically_and_do_not_overlap(name):
     first = datasets._BUILDERS[name]()  # built twice, bypassing the cache
@@ -24,6 +26,7 @@ def _examples(split):
     return [row.tobytes() for row in inputs] if isinstance(inputs, np.ndarray) else list(inputs)
 
 
+@pytest.mark.backend_free
 def test_a_fingerprint_changes_with_one_example():
     data = datasets.load_dataset("breast-cancer")
     test = data.splits["test"]
@@ -34,6 +37,7 @@ def test_a_fingerprint_changes_with_one_example():
     assert changed.fingerprint("test") != data.fingerprint("test")
 
 
+@pytest.mark.backend_free
 def test_dates_targets_are_the_iso_form_of_their_source():
     data = datasets.load_dataset("dates")
     for source, target in zip(data.splits["test"].inputs[:200], data.splits["test"].targets[:200]):
@@ -44,6 +48,7 @@ def test_dates_targets_are_the_iso_form_of_their_source():
     assert len(non_latin_texts) > 1000  # Cyrillic, Greek, CJK... not only Latin script
 
 
+@pytest.mark.backend_free
 def test_python_text_is_split_by_document_name():
     import pydoc_data.topics
 
@@ -60,6 +65,7 @@ def test_python_text_is_split_by_document_name():
     assert set(docstrings.splits["test"].targets.tolist()) == set(range(len(docstrings.label_names)))
 
 
+@pytest.mark.backend_free
 def test_majority_baseline_matches_scikit_learn():
     from sklearn.dummy import DummyClassifier
 
@@ -80,6 +86,7 @@ def test_unigram_and_copy_baselines():
     assert 0.5 < copy["cer"]
 
 
+@pytest.mark.backend_free
 def test_unknown_data_set_names_the_known_ones():
     with pytest.raises(zoo.InvalidConfigError, match="dates"):
         datasets.load_dataset("imagenet")

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import zoo
-from zoo import distribute
+from zoo.train import distribute
 
 BACKEND = keras.backend.backend()
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,7 +84,7 @@ def test_model_parallel_shards_weights_and_trains_like_one_device(model_parallel
     run = model_parallel_runs[preset]
     assert int(run["num_replicas"]) == 2  # the batch axis of the 2x2 mesh
     shardings = dict(zip(run["paths"], run["shardings"]))
-    rules = zoo.distribute.family_sharding_rules()
+    rules = zoo.train.distribute.family_sharding_rules()
     sharded = [path for path in shardings if any(re.fullmatch(p, path) for p in rules)]
     assert sharded, "no weight of this family is sharded"
     for path in sharded:

@@ -1,4 +1,4 @@
-"""zoo.evaluation: metrics checked against scikit-learn/numpy, data kinds, reports, plots."""
+"""zoo.eval.evaluation: metrics checked against scikit-learn/numpy, data kinds, reports, plots."""
 
 import json
 import math
@@ -14,11 +14,12 @@ from scipy.special import log_softmax, softmax
 from sklearn import metrics
 
 import zoo
-from zoo import tokenizers
 from zoo.architectures.dense import DenseModel
 from zoo.architectures.lstm import LSTMModel
 from zoo.architectures.transformer import TransformerSeq2Seq
-from zoo.evaluation import EvaluationReport, evaluate, task_kind
+from zoo.data import tokenizers
+from zoo.eval.evaluation import evaluate, task_kind
+from zoo.eval.reports import EvaluationReport
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -257,7 +258,7 @@ def tf_dataset(x, y, batch_size):
 
 
 def torch_loader(x, y, batch_size):
-    import torch
+    torch = pytest.importorskip("torch")
 
     dataset = torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)

@@ -5,9 +5,9 @@ import dataclasses
 import keras
 import numpy as np
 import pytest
+from conftest import to_numpy
 
 import zoo
-from conftest import to_numpy
 from zoo.architectures import get_family, register_family
 from zoo.architectures.base import ZooModel
 from zoo.architectures.cnn import CNNClassifier

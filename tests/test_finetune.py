@@ -5,10 +5,10 @@ import logging
 import keras
 import numpy as np
 import pytest
+from conftest import to_numpy
 
 import zoo
-from conftest import to_numpy
-from zoo.training import make_schedule
+from zoo.train.finetuning import make_schedule
 
 
 def separable_data(count=96, features=30, seed=0):
@@ -85,8 +85,8 @@ def test_label_names_must_fit_num_classes():
 
 def data_kinds(x, y, batch_size=16):
     """The same data as numpy, tf.data, a torch DataLoader and a PyDataset."""
-    import tensorflow as tf
-    import torch
+    tf = pytest.importorskip("tensorflow")
+    torch = pytest.importorskip("torch")
 
     class Batches(keras.utils.PyDataset):
         def __len__(self):

@@ -1,19 +1,19 @@
 """Tokenizers as preset assets, text-in/text-out generation and beam search."""
 
 import json
+from pydoc_data.topics import topics
 
 import keras
 import numpy as np
 import pytest
 import scipy.special
-from pydoc_data.topics import topics
+from conftest import to_numpy
 
 import zoo
-from conftest import to_numpy
-from zoo import tokenizers
 from zoo.architectures import generation
 from zoo.architectures.transformer import TransformerSeq2Seq
 from zoo.architectures.transformer_decoder import TransformerDecoderLM
+from zoo.data import special_tokens, tokenizers
 
 SMALL_TRANSFORMER = dict(vocab_size=48, hidden_dim=16, num_heads=2, intermediate_dim=32, dropout=0.0)
 DOC_TOPICS = ("assert", "del", "for", "while", "lambda", "pass")
@@ -62,7 +62,7 @@ def test_python_docs_round_trip(tokenizer):
     texts = [topics[name] for name in DOC_TOPICS]
     ids = tokenizers.encode(tokenizer, texts, length=1024)
     assert (ids[:, -1] == 0).all(), "a text was truncated; raise length"
-    assert not (ids == tokenizers.UNKNOWN_ID).any()
+    assert not (ids == special_tokens.UNKNOWN_ID).any()
     for decoded, text in zip(tokenizers.decode(tokenizer, ids), texts, strict=True):
         assert_same_words(decoded, text)
 
@@ -83,16 +83,16 @@ def test_saved_tokenizer_loads_back_the_same(tokenizer, tmp_path):
 
 def test_reserved_ids_are_the_zoo_ones(tokenizer):
     assert tokenizer.get_vocabulary()[:4] == ["[PAD]", "[START]", "[END]", "[UNK]"]
-    assert (tokenizers.PAD_ID, tokenizers.START_ID, tokenizers.END_ID, tokenizers.UNKNOWN_ID) == (0, 1, 2, 3)
+    assert (special_tokens.PAD_ID, special_tokens.START_ID, special_tokens.END_ID, special_tokens.UNKNOWN_ID) == (0, 1, 2, 3)
     assert (TransformerSeq2Seq.Config.start_token_id, TransformerSeq2Seq.Config.end_token_id) == (1, 2)
     ids = tokenizers.encode(tokenizer, ["[START] [PAD] assert", "\u20ac"], length=12,
                             add_start=True, add_end=True)
     # Written-out reserved tokens are plain text; a character never seen is unknown.
-    assert (ids[0, 1:] != tokenizers.START_ID).all() and (ids[0] == tokenizers.END_ID).sum() == 1
+    assert (ids[0, 1:] != special_tokens.START_ID).all() and (ids[0] == special_tokens.END_ID).sum() == 1
     assert ids[1, :4].tolist() == [1, 3, 2, 0]
     word = tokenizers.encode(tokenizer, "assert", 4)[0]
     word = word[word != 0].tolist()
-    rows = [[tokenizers.START_ID, *word, tokenizers.END_ID, *word], [*word, 0, *word, 0]]
+    rows = [[special_tokens.START_ID, *word, special_tokens.END_ID, *word], [*word, 0, *word, 0]]
     assert tokenizers.decode(tokenizer, rows) == ["assert", "assert"]  # stops at end/padding
 
 

@@ -14,10 +14,11 @@ import time
 import zipfile
 
 import pytest
+from conftest import assert_same_outputs
 
 import zoo
-from conftest import assert_same_outputs
-from zoo import hub, presets, settings
+from zoo import settings
+from zoo.hub import cache, folder_format, sources
 
 WEIGHTS = "/p/model.weights.h5"
 
@@ -37,7 +38,7 @@ def served(preset_server):
 
 
 def cache_is_empty():
-    root = hub.cache_root()
+    root = cache.cache_root()
     return not root.exists() or not any(root.iterdir())
 
 
@@ -46,16 +47,29 @@ def test_folder_url_downloads_verifies_caches_and_loads(served):
     loaded = zoo.load(f"{server.url}/p/")
     assert_same_outputs(model, loaded, model.example_batch()[0], atol=0)
     assert server.requests_for(WEIGHTS) == 1
-    (entry, record), = hub.cache_entries()
+    (entry, record), = cache.cache_entries()
     assert record["location"] == f"{server.url}/p/"
     zoo.load(f"{server.url}/p/")  # second time: from the cache
     assert server.requests_for(WEIGHTS) == 1
 
 
+def test_a_load_hashes_the_weights_once(served, monkeypatch):
+    """A download hashes the bytes as they stream in, and the staged folder is
+    not hashed again; a load from the cache verifies the entry once."""
+    server, _ = served
+    hashed = []
+    sha256_of = folder_format.sha256_of
+    monkeypatch.setattr(folder_format, "sha256_of", lambda path, *args: hashed.append(path.name) or sha256_of(path, *args))
+    zoo.load(f"{server.url}/p/")
+    assert hashed.count("model.weights.h5") == 0
+    zoo.load(f"{server.url}/p/")
+    assert hashed.count("model.weights.h5") == 1
+
+
 @pytest.mark.parametrize("archive", ["p.tar.gz", "p.zip"])
 def test_archive_urls_with_a_sha256_pin(served, archive):
     server, model = served
-    digest = presets.sha256_of(server.root / archive)
+    digest = folder_format.sha256_of(server.root / archive)
     loaded = zoo.load(f"{server.url}/{archive}#sha256={digest}")
     assert_same_outputs(model, loaded, model.example_batch()[0], atol=0)
 
@@ -110,7 +124,7 @@ def test_a_connection_that_always_drops_fails_and_caches_nothing(served):
 def test_corrupted_bytes_are_a_checksum_error_and_cache_nothing(served):
     server, _ = served
     server.behaviours[WEIGHTS] = "corrupt"
-    expected = presets.sha256_of(server.root / "p" / "model.weights.h5")
+    expected = folder_format.sha256_of(server.root / "p" / "model.weights.h5")
     with pytest.raises(zoo.ChecksumError) as caught:
         zoo.load(f"{server.url}/p/")
     assert "model.weights.h5" in str(caught.value) and expected in str(caught.value)
@@ -130,15 +144,15 @@ def test_a_stalled_server_times_out(served, monkeypatch):
 
 CONCURRENT_LOAD = """
 import sys, zoo
-from zoo import hub, presets
-folder = hub.resolve(sys.argv[1], quiet=True)
-print(folder, presets.sha256_of(folder / "model.weights.h5"))
+from zoo.hub import folder_format, resolving
+folder = resolving.resolve(sys.argv[1], quiet=True)
+print(folder, folder_format.sha256_of(folder / "model.weights.h5"))
 """
 
 
 def test_eight_processes_download_once_and_agree(served):
     server, _ = served
-    for name in presets.read_manifest(server.root / "p"):
+    for name in folder_format.read_manifest(server.root / "p"):
         server.behaviours[f"/p/{name}"] = "delay"  # keep the first download in flight
     url = f"{server.url}/p/"
     workers = [
@@ -153,7 +167,7 @@ def test_eight_processes_download_once_and_agree(served):
     assert server.requests_for(WEIGHTS) == 1
     assert server.requests_for("/p/manifest.json") == 1
     folder, digest = answers.pop().split()
-    assert digest == presets.sha256_of(server.root / "p" / "model.weights.h5")
+    assert digest == folder_format.sha256_of(server.root / "p" / "model.weights.h5")
 
 
 HOLD_THE_LOCK = """
@@ -166,7 +180,7 @@ with filelock.FileLock(sys.argv[1]):
 
 def test_a_lock_left_by_a_killed_process_does_not_hang_the_next(served):
     server, model = served
-    source = hub.parse_source(f"{server.url}/p/")
+    source = sources.parse_source(f"{server.url}/p/")
     lock = settings.zoo_home() / "locks" / f"{source.entry_name}.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
     holder = subprocess.Popen([sys.executable, "-c", HOLD_THE_LOCK, str(lock)], stdout=subprocess.PIPE, text=True)
@@ -213,6 +227,7 @@ def make_archive(path, entries):
         ([("p/model.weights.h5", "file", b"x" * 5000)], "unpacks to more than 4096 bytes"),
     ],
 )
+@pytest.mark.backend_free
 def test_hostile_archives_are_refused(tmp_path, monkeypatch, entries, message):
     monkeypatch.setenv("ZOO_MAX_ARCHIVE_BYTES", "4096")
     archive = tmp_path / "hostile.tar.gz"
@@ -223,6 +238,7 @@ def test_hostile_archives_are_refused(tmp_path, monkeypatch, entries, message):
     assert not (tmp_path.parent / "evil.txt").exists()
 
 
+@pytest.mark.backend_free
 def test_a_zip_with_a_parent_entry_is_refused(tmp_path):
     archive = tmp_path / "hostile.zip"
     with zipfile.ZipFile(archive, "w") as bundle:
@@ -233,7 +249,7 @@ def test_a_zip_with_a_parent_entry_is_refused(tmp_path):
 
 def test_built_in_weights_come_from_the_bundle_or_the_mirror(served, monkeypatch):
     server, model = served
-    pin = presets.sha256_of(server.root / "p" / "manifest.json")
+    pin = folder_format.sha256_of(server.root / "p" / "manifest.json")
     card = {**zoo.info("dense-tiny").to_dict(), "name": "dense-tiny.mirrored",
             "weights": {"folder": "p", "manifest_sha256": pin}}
     zoo.register_preset(card)
@@ -244,7 +260,7 @@ def test_built_in_weights_come_from_the_bundle_or_the_mirror(served, monkeypatch
         loaded = zoo.load("dense-tiny.mirrored")
         assert_same_outputs(model, loaded, model.example_batch()[0], atol=0)
         assert zoo.load("dense-tiny.mirrored", pretrained=False).count_params() == model.count_params()
-        assert [record["label"] for _, record in hub.cache_entries()] == ["dense-tiny.mirrored"]
+        assert [record["label"] for _, record in cache.cache_entries()] == ["dense-tiny.mirrored"]
     finally:
         zoo.unregister_preset("dense-tiny.mirrored")
 
@@ -283,6 +299,7 @@ def test_hugging_face_source_from_its_offline_cache(served, tmp_path, monkeypatc
         zoo.load("hf://keras-zoo/absent")
 
 
+@pytest.mark.backend_free
 @pytest.mark.parametrize("scheme, package", [("hf", "huggingface_hub"), ("kaggle", "kagglehub")])
 def test_hub_sources_without_their_package_say_what_to_install(monkeypatch, scheme, package):
     monkeypatch.setitem(sys.modules, package, None)  # makes `import package` fail
@@ -291,7 +308,7 @@ def test_hub_sources_without_their_package_say_what_to_install(monkeypatch, sche
 
 
 def test_cli_download_and_cache_commands(served, capsys, monkeypatch):
-    from zoo.cli import main
+    from zoo.cli.commands import main
 
     monkeypatch.setenv("COLUMNS", "250")
     server, _ = served
@@ -303,7 +320,7 @@ def test_cli_download_and_cache_commands(served, capsys, monkeypatch):
     assert main(["cache", "verify"]) == 0
     assert "ok" in capsys.readouterr().out
 
-    (entry, _), = hub.cache_entries()
+    (entry, _), = cache.cache_entries()
     (entry / "model.weights.h5").write_bytes(b"tampered")
     assert main(["cache", "verify"]) == 1
     assert "CORRUPT" in capsys.readouterr().out
@@ -312,15 +329,16 @@ def test_cli_download_and_cache_commands(served, capsys, monkeypatch):
     assert "removed 0 cache entries" in capsys.readouterr().out
     assert main(["cache", "clear"]) == 0
     assert "removed 1 cache entry" in capsys.readouterr().out
-    assert hub.cache_entries() == []
+    assert cache.cache_entries() == []
     assert main(["download", f"{server.url}/absent/", "--quiet"]) == 2
     assert "HTTP 404" in capsys.readouterr().err
 
 
+@pytest.mark.backend_free
 def test_clear_removes_abandoned_downloads_but_not_running_ones():
     import filelock
 
-    root = hub.cache_root()
+    root = cache.cache_root()
     abandoned = root / ".dead-0123456789abcdef.partial-aaaaaaaa"
     running = root / ".busy-0123456789abcdef.partial-bbbbbbbb"
     for folder in (abandoned, running):
@@ -328,7 +346,7 @@ def test_clear_removes_abandoned_downloads_but_not_running_ones():
         (folder / "model.weights.h5").write_bytes(b"half")
     (settings.zoo_home() / "locks").mkdir(parents=True, exist_ok=True)
     with filelock.FileLock(settings.zoo_home() / "locks" / "busy-0123456789abcdef.lock"):
-        removed = hub.clear_cache()
+        removed = cache.clear_cache()
     assert removed == [abandoned]
     assert running.exists() and not abandoned.exists()
 
@@ -337,13 +355,13 @@ def test_clear_removes_abandoned_downloads_but_not_running_ones():
 
 def leaves_nothing_behind():
     """Nothing cached and no partial file anywhere in the cache."""
-    root = hub.cache_root()
+    root = cache.cache_root()
     return not root.exists() or not list(root.rglob("*"))
 
 
 def test_the_manifest_records_each_files_size(served):
     server, _ = served
-    files = presets.read_manifest(server.root / "p")
+    files = folder_format.read_manifest(server.root / "p")
     assert files["model.weights.h5"].size == (server.root / "p" / "model.weights.h5").stat().st_size
     assert all(len(entry.sha256) == 64 for entry in files.values())
 
@@ -351,7 +369,7 @@ def test_the_manifest_records_each_files_size(served):
 def test_an_endless_file_stops_at_the_size_the_manifest_gives(served):
     server, _ = served
     server.behaviours[WEIGHTS] = "endless"
-    size = presets.read_manifest(server.root / "p")["model.weights.h5"].size
+    size = folder_format.read_manifest(server.root / "p")["model.weights.h5"].size
     with pytest.raises(zoo.DownloadError, match=f"sent more than the {size} bytes expected"):
         zoo.load(f"{server.url}/p/")
     assert server.requests_for(WEIGHTS) == 1  # not retried: the server is wrong, not the network
@@ -421,9 +439,9 @@ def test_the_throughput_floor_is_a_setting(served, monkeypatch):
 def test_a_format_1_manifest_without_sizes_still_loads(served):
     server, model = served
     folder = server.root / "p"
-    files = {name: entry.sha256 for name, entry in presets.read_manifest(folder).items()}
+    files = {name: entry.sha256 for name, entry in folder_format.read_manifest(folder).items()}
     (folder / "manifest.json").write_text(json.dumps({"format_version": 1, "files": files}))
-    assert presets.read_manifest(folder)["config.json"].size is None
+    assert folder_format.read_manifest(folder)["config.json"].size is None
     assert_same_outputs(model, zoo.load(f"{server.url}/p/"), model.example_batch()[0], atol=0)
 
 
@@ -443,7 +461,7 @@ def test_an_unlisted_tokenizer_is_never_read(tmp_path):
 
 def test_an_unlisted_metadata_file_is_never_read(tmp_path):
     folder = zoo.save_preset(zoo.load("dense-tiny"), tmp_path / "p", label_names=["no", "yes"])
-    files = {n: vars(e) for n, e in presets.read_manifest(folder).items() if n != "metadata.json"}
+    files = {n: vars(e) for n, e in folder_format.read_manifest(folder).items() if n != "metadata.json"}
     (folder / "manifest.json").write_text(json.dumps({"format_version": 2, "files": files}))
     assert zoo.load(str(folder)).label_names is None
 
@@ -457,19 +475,19 @@ def test_an_archive_entry_keeps_only_listed_files(served):
         archive.add(server.root / "p", arcname="p")
     loaded = zoo.load(f"{server.url}/extra.tar.gz")
     assert_same_outputs(model, loaded, model.example_batch()[0], atol=0)
-    (entry, _), = hub.cache_entries()
+    (entry, _), = cache.cache_entries()
     assert sorted(p.relative_to(entry).as_posix() for p in entry.rglob("*") if p.is_file()) == sorted(
-        [*presets.read_manifest(server.root / "p"), "manifest.json", hub.SOURCE_FILE])
+        [*folder_format.read_manifest(server.root / "p"), "manifest.json", cache.SOURCE_FILE])
 
 
 def test_a_file_added_to_a_cache_entry_fails_verification_and_loading(served, capsys, monkeypatch):
-    from zoo.cli import main
+    from zoo.cli.commands import main
 
     monkeypatch.setenv("COLUMNS", "300")
     server, _ = served
     url = f"{server.url}/p/"
     zoo.load(url)
-    (entry, _), = hub.cache_entries()
+    (entry, _), = cache.cache_entries()
     add_unlisted_byte_tokenizer(entry)
     assert main(["cache", "verify"]) == 1
     assert "assets/tokenizer/tokenizer.json" in capsys.readouterr().out
@@ -477,6 +495,7 @@ def test_a_file_added_to_a_cache_entry_fails_verification_and_loading(served, ca
         zoo.load(url)
 
 
+@pytest.mark.backend_free
 @pytest.mark.parametrize("kind, mode", [("FIFO", stat.S_IFIFO), ("device", stat.S_IFCHR), ("socket", stat.S_IFSOCK)])
 def test_a_zip_entry_marked_as_a_special_file_is_refused(tmp_path, kind, mode):
     archive = tmp_path / "special.zip"
@@ -504,7 +523,7 @@ def test_a_manifest_naming_odd_paths_is_refused(tmp_path, name):
 def republish(folder, change):
     """Apply `change(folder)`, then write a manifest that matches: a consistent, broken preset."""
     change(folder)
-    presets.write_manifest(folder)
+    folder_format.write_manifest(folder)
 
 
 def edit_config(**config):
@@ -537,7 +556,7 @@ def test_a_preset_that_does_not_load_is_never_cached(served, change, message):
     for attempt in (1, 2):  # refused each time, so fetched each time
         with pytest.raises(zoo.ZooError, match=message) as caught:
             zoo.load(url)
-        assert "Nothing was cached" in str(caught.value) and str(hub.cache_root()) not in str(caught.value)
+        assert "Nothing was cached" in str(caught.value) and str(cache.cache_root()) not in str(caught.value)
         assert leaves_nothing_behind()
         assert server.requests_for("/p/manifest.json") == attempt
 
@@ -566,12 +585,12 @@ def test_a_config_that_disagrees_with_its_weights_is_refused_before_building(tmp
 
 
 def test_zoo_download_repairs_a_damaged_entry(served, capsys):
-    from zoo.cli import main
+    from zoo.cli.commands import main
 
     server, model = served
     url = f"{server.url}/p/"
     zoo.load(url)
-    (entry, _), = hub.cache_entries()
+    (entry, _), = cache.cache_entries()
     (entry / "model.weights.h5").write_bytes(b"damaged")
     with pytest.raises(zoo.ChecksumError, match=f"zoo download {url}"):
         zoo.load(url)
@@ -585,9 +604,9 @@ def test_zoo_download_repairs_a_damaged_entry(served, capsys):
 
 DOWNLOAD_IN_BACKGROUND = """
 import sys
-from zoo import hub, presets
-folder = hub.resolve(sys.argv[1], quiet=True)
-presets.verify_folder(folder, exact=True, ignore=(hub.SOURCE_FILE,))
+from zoo.hub import cache, folder_format, resolving
+folder = resolving.resolve(sys.argv[1], quiet=True)
+folder_format.verify_folder(folder, exact=True, ignore=(cache.SOURCE_FILE,))
 print("done", folder)
 """
 
@@ -600,18 +619,18 @@ def test_cache_clear_leaves_a_running_archive_download_alone(served):
                               stderr=subprocess.PIPE, text=True, env=os.environ.copy())
     try:
         deadline = time.monotonic() + 120
-        while not list(hub.cache_root().glob(".*.partial-*/.archive.part-*")):
+        while not list(cache.cache_root().glob(".*.partial-*/.archive.part-*")):
             assert worker.poll() is None and time.monotonic() < deadline, worker.stderr.read()
             time.sleep(0.05)
-        (work,) = hub.cache_root().glob(".*.partial-*")
-        assert hub.clear_cache() == []
+        (work,) = cache.cache_root().glob(".*.partial-*")
+        assert cache.clear_cache() == []
         assert work.exists()
     finally:
         server.release.set()
     out, err = worker.communicate(timeout=300)
     assert worker.returncode == 0, err
     assert out.startswith("done")
-    assert [record["location"] for _, record in hub.cache_entries()] == [url]
+    assert [record["location"] for _, record in cache.cache_entries()] == [url]
 
 
 def test_a_damaged_archive_is_named_by_its_url_not_a_work_folder(served):
@@ -628,19 +647,20 @@ def test_a_damaged_archive_is_named_by_its_url_not_a_work_folder(served):
     assert leaves_nothing_behind()
 
 
+@pytest.mark.backend_free
 def test_a_malformed_url_is_one_message():
     with pytest.raises(zoo.ZooError, match=r"'http://\[::1' is not a valid URL"):
         zoo.load("http://[::1")
 
 
 def test_cache_commands_survive_an_unreadable_source_record(served, capsys, monkeypatch):
-    from zoo.cli import main
+    from zoo.cli.commands import main
 
     monkeypatch.setenv("COLUMNS", "300")
     server, _ = served
     zoo.load(f"{server.url}/p/")
-    (entry, _), = hub.cache_entries()
-    (entry / hub.SOURCE_FILE).write_text("{}")
+    (entry, _), = cache.cache_entries()
+    (entry / cache.SOURCE_FILE).write_text("{}")
     assert main(["cache", "list"]) == 0
     assert "(unreadable .zoo-source.json)" in capsys.readouterr().out
     (entry / "model.weights.h5").write_bytes(b"damaged")
@@ -663,6 +683,7 @@ print(settings.usable_memory(), settings.max_model_bytes())
 """
 
 
+@pytest.mark.backend_free
 def test_the_model_budget_follows_the_address_space_limit():
     """Backend-free: under `ulimit -v 6G` the default budget is 3 GiB, whatever the machine's RAM."""
     result = subprocess.run([sys.executable, "-c", MEMORY_UNDER_ULIMIT], capture_output=True, text=True, timeout=120)

@@ -10,14 +10,15 @@ tensorflow every family is.
 import keras
 import numpy as np
 import pytest
+from conftest import TINY_PRESETS, to_numpy
 from sklearn import metrics
 
 import zoo
-from conftest import TINY_PRESETS, to_numpy
 from tools import measure_jit
-from zoo import backend, settings
+from zoo import settings
 from zoo.architectures import generation
 from zoo.errors import InvalidConfigError
+from zoo.runtime import backend
 
 TORCH_COMPILED = ("dense-tiny",)  # see the module docstring
 GENERATION_COMPILES = backend.compile_function(lambda: None) is not None  # not on torch

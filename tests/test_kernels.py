@@ -7,12 +7,12 @@ Sections, one per kernel module: LSTM.
 import keras
 import numpy as np
 import pytest
+from conftest import to_numpy
 
 import zoo
-from conftest import to_numpy
-from zoo import backend
 from zoo.kernels import lstm as lstm_kernels
 from zoo.layers import LSTM, Bidirectional
+from zoo.runtime import backend
 
 ATOL = 1e-5
 

@@ -3,9 +3,9 @@
 import keras
 import numpy as np
 import pytest
+from conftest import to_numpy
 
 import zoo
-from conftest import to_numpy
 
 
 def variables_by_path(model):

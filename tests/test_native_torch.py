@@ -11,10 +11,11 @@ import functools
 import keras
 import numpy as np
 import pytest
-import torch
+from conftest import TINY_PRESETS
+
+torch = pytest.importorskip("torch", reason="tools/native_torch.py builds PyTorch twins of the families")
 
 import zoo
-from conftest import SEQUENCE_FAMILIES, TINY_PRESETS
 from tools import native_torch
 from zoo.errors import InvalidConfigError
 
@@ -61,7 +62,7 @@ def zoo_outputs(model, x):
 
 
 def padded_batch(model):
-    lengths = {"length": 12} if model.family in SEQUENCE_FAMILIES else {}
+    lengths = {"length": 12} if model.sequence_inputs else {}
     return model.example_batch(4, seed=1, **lengths)
 
 

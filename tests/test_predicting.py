@@ -1,15 +1,15 @@
-"""ZooModel.predict's in-place path for arrays (zoo/predicting.py) against
+"""ZooModel.predict's in-place path for arrays (zoo/runtime/predicting.py) against
 Keras' own predict, on every backend: same outputs, callbacks, progress bar
 and early stop; Keras' path where the in-place one does not apply."""
 
 import keras
 import numpy as np
 import pytest
+from conftest import TINY_PRESETS
 
 import zoo
-from conftest import TINY_PRESETS
-from zoo import backend, predicting
 from zoo.errors import InvalidConfigError
+from zoo.runtime import backend, predicting
 
 ROWS, BATCH = 37, 8  # five batches, the last one ragged
 

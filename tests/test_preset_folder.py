@@ -8,10 +8,10 @@ import sys
 import keras
 import numpy as np
 import pytest
+from conftest import assert_same_outputs, to_numpy
 
 import zoo
-from conftest import assert_same_outputs, to_numpy
-from zoo import presets
+from zoo.hub import folder_format
 
 TINY_PRESETS = zoo.list_presets("*-tiny")
 
@@ -32,7 +32,7 @@ def test_folder_layout_metadata_and_assets(tmp_path):
     model = zoo.load("transformer-decoder-tiny")
     folder = zoo.save_preset(model, tmp_path / "lm", assets={"vocab.txt": vocabulary},
                              dataset="python docs", label_names=None, license="MIT")
-    files = presets.verify_folder(folder)
+    files = folder_format.verify_folder(folder)
     assert sorted(files) == ["assets/vocab.txt", "config.json", "metadata.json", "model.weights.h5"]
     config = json.loads((folder / "config.json").read_text())
     assert config["family"] == "transformer-decoder" and config["format_version"] == 1
@@ -49,7 +49,7 @@ def test_folder_layout_metadata_and_assets(tmp_path):
 def test_a_tampered_file_is_named_with_both_hashes(tmp_path):
     folder = zoo.save_preset(zoo.load("dense-tiny"), tmp_path / "p")
     weights = folder / "model.weights.h5"
-    expected = presets.sha256_of(weights)
+    expected = folder_format.sha256_of(weights)
     with open(weights, "r+b") as file:
         file.seek(-1, os.SEEK_END)
         last = file.read(1)
@@ -58,7 +58,7 @@ def test_a_tampered_file_is_named_with_both_hashes(tmp_path):
     with pytest.raises(zoo.ChecksumError) as caught:
         zoo.load(str(folder))
     message = str(caught.value)
-    assert "model.weights.h5" in message and expected in message and presets.sha256_of(weights) in message
+    assert "model.weights.h5" in message and expected in message and folder_format.sha256_of(weights) in message
 
 
 def test_a_config_naming_an_unregistered_family_is_refused_before_building(tmp_path):
@@ -66,7 +66,7 @@ def test_a_config_naming_an_unregistered_family_is_refused_before_building(tmp_p
     config = json.loads((folder / "config.json").read_text())
     config["family"] = "os.system"
     (folder / "config.json").write_text(json.dumps(config))
-    presets.write_manifest(folder)  # a consistent, but hostile, preset
+    folder_format.write_manifest(folder)  # a consistent, but hostile, preset
     with pytest.raises(zoo.InvalidPresetError, match="names the family 'os.system', which is not registered"):
         zoo.load(str(folder))
 
@@ -76,7 +76,7 @@ def test_a_config_with_unknown_keys_is_refused(tmp_path):
     config = json.loads((folder / "config.json").read_text())
     config["config"]["__class__"] = "keras.layers.Lambda"
     (folder / "config.json").write_text(json.dumps(config))
-    presets.write_manifest(folder)
+    folder_format.write_manifest(folder)
     with pytest.raises(zoo.InvalidConfigError, match="Unknown config key"):
         zoo.load(str(folder))
 
@@ -152,7 +152,7 @@ def test_a_trained_model_is_saved_without_its_optimizer_state(tmp_path):
     zoo.finetune(model, (x, y), epochs=1, verbose=0)
     assert model.optimizer is not None and model.optimizer.variables
     folder = zoo.save_preset(model, tmp_path / "trained")
-    with h5py.File(folder / presets.WEIGHTS_FILE) as weights:
+    with h5py.File(folder / folder_format.WEIGHTS_FILE) as weights:
         assert "optimizer" not in weights and "layers" in weights
     assert_same_outputs(model, zoo.load(str(folder)), x, atol=0)
 
@@ -201,10 +201,10 @@ def test_other_keras_files_and_other_files_say_how_to_load_them(tmp_path):
     (tmp_path / "weights.h5").write_bytes(b"x")
     with pytest.raises(zoo.InvalidPresetError, match="weights.h5 is a file, but not one the zoo loads"):
         zoo.load(str(tmp_path / "weights.h5"))
-    from zoo import hub
+    from zoo.hub import resolving
 
     with pytest.raises(zoo.InvalidPresetError, match="Keras model file, not a preset folder"):
-        hub.resolve(str(tmp_path / "plain.keras"))
+        resolving.resolve(str(tmp_path / "plain.keras"))
 
 
 def test_a_listed_file_that_links_outside_the_folder_is_refused(tmp_path):
@@ -214,10 +214,10 @@ def test_a_listed_file_that_links_outside_the_folder_is_refused(tmp_path):
     folder = zoo.save_preset(zoo.load("dense-tiny"), tmp_path / "p")
     (folder / "assets").mkdir()
     (folder / "assets" / "notes.txt").symlink_to(secret)
-    presets.write_manifest(folder)  # the publisher lists the link, with the target's hash
+    folder_format.write_manifest(folder)  # the publisher lists the link, with the target's hash
     with pytest.raises(zoo.ChecksumError, match="notes.txt is a link .*secret.txt.*may not hold"):
         zoo.load(str(folder))
     (folder / "assets" / "notes.txt").unlink()
     (folder / "assets" / "notes.txt").symlink_to(folder / "config.json")  # inside: allowed
-    presets.write_manifest(folder)
+    folder_format.write_manifest(folder)
     zoo.load(str(folder))

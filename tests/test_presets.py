@@ -5,21 +5,13 @@ import functools
 import keras
 import numpy as np
 import pytest
+from conftest import ALL_PRESETS, assert_same_outputs, family_of, preset_params, to_numpy
 
 import zoo
-from conftest import (
-    ALL_PRESETS,
-    GENERATIVE_FAMILIES,
-    SEQUENCE_FAMILIES,
-    assert_same_outputs,
-    preset_params,
-    to_numpy,
-)
 from tools.update_cards import derived_fields
 
-
-SEQUENCE_PRESETS = [n for n in ALL_PRESETS if zoo.info(n).family in SEQUENCE_FAMILIES]
-GENERATIVE_PRESETS = [n for n in ALL_PRESETS if zoo.info(n).family in GENERATIVE_FAMILIES]
+SEQUENCE_PRESETS = [n for n in ALL_PRESETS if family_of(n).sequence_inputs]
+GENERATIVE_PRESETS = [n for n in ALL_PRESETS if hasattr(family_of(n), "generate")]
 
 
 @functools.cache

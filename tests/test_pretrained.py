@@ -12,7 +12,10 @@ import numpy as np
 import pytest
 
 import zoo
-from zoo import datasets, hub, presets, published, registry
+from zoo import registry
+from zoo.data import datasets
+from zoo.eval import published
+from zoo.hub import folder_format, resolving
 
 PRETRAINED = zoo.list_presets(pretrained=True)
 PRESETS_DIR = registry.builtin_cards_folder()
@@ -35,7 +38,7 @@ def test_bundled_weights_stay_under_50_megabytes():
 
 @pytest.mark.parametrize("name", PRETRAINED)
 def test_outputs_match_the_reference_on_this_backend(name):
-    folder = hub.resolve_builtin(registry.info(name))  # verifies every file against the card's pin
+    folder = resolving.resolve_builtin(registry.info(name))  # verifies every file against the card's pin
     assert published.check_parity(zoo.load(name), folder) <= published.PARITY_TOLERANCE
 
 
@@ -53,7 +56,7 @@ def test_published_metrics_hold_on_this_backend(name):
 def test_card_metadata_and_model_card_agree(name):
     card = registry.info(name)
     folder = PRESETS_DIR / card.weights["folder"]
-    metadata = presets.read_metadata(folder)
+    metadata = folder_format.read_metadata(folder)
     assert card.metrics["test"] == metadata["metrics"]["test"]
     dataset = datasets.load_dataset(metadata["dataset"]["name"])
     assert metadata["dataset"]["fingerprints"]["train"] == dataset.fingerprint("train")
@@ -75,7 +78,7 @@ def test_card_describes_the_built_model(name):
 
 @pytest.mark.parametrize("name", PRETRAINED)
 def test_each_preset_beats_its_trivial_baseline_clearly(name):
-    metadata = presets.read_metadata(PRESETS_DIR / registry.info(name).weights["folder"])
+    metadata = folder_format.read_metadata(PRESETS_DIR / registry.info(name).weights["folder"])
     for metric, value in metadata["metrics"]["test"].items():
         base = metadata["baseline"]["metrics"][metric]
         better = base - value if metric in published.LOWER_IS_BETTER else value - base
@@ -104,18 +107,18 @@ def test_the_classifiers_name_their_classes():
 
 
 def test_zoo_eval_prints_published_beside_recomputed(capsys):
-    from zoo import cli
+    from zoo.cli import commands
 
-    assert cli.main(["eval", "dense-small.breast-cancer"]) == 0
+    assert commands.main(["eval", "dense-small.breast-cancer"]) == 0
     out = capsys.readouterr().out
     published_accuracy = registry.info("dense-small.breast-cancer").metrics["test"]["accuracy"]
     assert "published" in out and f"{published_accuracy:.4f}" in out and "majority class baseline" in out
 
 
 def test_zoo_eval_without_data_refuses_a_preset_without_published_figures(capsys):
-    from zoo import cli
+    from zoo.cli import commands
 
-    assert cli.main(["eval", "dense-tiny"]) == 2
+    assert commands.main(["eval", "dense-tiny"]) == 2
     assert "no published test metrics" in capsys.readouterr().err
 
 
@@ -126,7 +129,7 @@ def test_train_presets_tool_reproduces_a_preset(tmp_path):
                "--quick", f"--out={tmp_path}", f"--train-backend={backend}", f"--backends={backend}"]
     subprocess.run(command, check=True, capture_output=True)
     folder = tmp_path / "dense-small.breast-cancer"
-    presets.verify_folder(folder)
+    folder_format.verify_folder(folder)
     metadata = json.loads((folder / "metadata.json").read_text())
     assert metadata["training"]["backend"] == backend and metadata["training"]["seed"] == 0
     assert metadata["dataset"]["fingerprints"] == datasets.load_dataset("breast-cancer").fingerprints()

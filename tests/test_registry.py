@@ -12,6 +12,7 @@ import zoo
 FAMILIES = ("dense", "cnn", "lstm", "transformer-encoder", "transformer-decoder", "transformer")
 
 
+@pytest.mark.backend_free
 def test_every_family_has_three_sizes():
     for family in FAMILIES:
         names = zoo.list_presets(family=family)
@@ -21,6 +22,7 @@ def test_every_family_has_three_sizes():
     assert len([n for n in zoo.list_presets() if "." not in n]) == 18
 
 
+@pytest.mark.backend_free
 def test_list_presets_filters_and_sorts():
     assert zoo.list_presets("transformer-*-tiny") == ["transformer-decoder-tiny", "transformer-encoder-tiny"]
     assert zoo.list_presets("cnn-*", family="cnn") == ["cnn-base", "cnn-small", "cnn-small.digits", "cnn-tiny"]
@@ -32,11 +34,13 @@ def test_list_presets_filters_and_sorts():
     assert zoo.list_presets("nothing*") == []
 
 
+@pytest.mark.backend_free
 def test_transformer_small_has_the_documented_size():
     config = zoo.info("transformer-small").config
     assert (config["num_encoder_layers"], config["hidden_dim"], config["num_heads"]) == (4, 256, 4)
 
 
+@pytest.mark.backend_free
 def test_unknown_preset_names_the_closest_ones():
     with pytest.raises(zoo.PresetNotFoundError) as caught:
         zoo.load("transfomer-smal")
@@ -61,6 +65,7 @@ def test_register_preset_from_a_file(tmp_path):
     assert "dense-tiny.four-classes" not in zoo.list_presets()
 
 
+@pytest.mark.backend_free
 def test_malformed_cards_are_refused_with_the_reason():
     card = zoo.info("dense-tiny").to_dict()
     with pytest.raises(zoo.InvalidPresetError, match="missing keys \\['family'\\]"):
@@ -90,6 +95,7 @@ def run_python(code, backend):
     return result.stdout.strip()
 
 
+@pytest.mark.backend_free
 def test_import_zoo_imports_no_framework():
     code = (
         "import sys, zoo; zoo.list_presets(); zoo.info('cnn-small');"

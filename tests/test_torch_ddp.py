@@ -1,4 +1,4 @@
-"""zoo.finetune under torch DistributedDataParallel (zoo.torch_ddp).
+"""zoo.finetune under torch DistributedDataParallel (zoo.train.torch_ddp).
 
 Backend-specific: torch only. Two real gloo processes on CPU (tests/ddp_job.py,
 launched once per module by torch.distributed.run) fine-tune three scenarios;
@@ -13,11 +13,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import ddp_job  # numpy only at import time: safe to import under every backend
 import keras
 import numpy as np
 import pytest
 
-import ddp_job  # numpy only at import time: safe to import under every backend
 import zoo
 from zoo.errors import InvalidConfigError
 
@@ -74,7 +74,7 @@ def rank_output(out_dir, scenario, rank):
 
 @pytest.fixture
 def one_process_group():
-    """An in-process gloo group of one rank: zoo.finetune then runs zoo.torch_ddp."""
+    """An in-process gloo group of one rank: zoo.finetune then runs zoo.train.torch_ddp."""
     import torch.distributed as dist
 
     dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
@@ -161,7 +161,7 @@ def test_batch_size_must_split_evenly_over_the_ranks(ddp_run):
 def test_a_torch_dataset_and_loader_validation_train_as_keras_fit_does(one_process_group):
     import torch
 
-    from zoo import torch_ddp
+    from zoo.train import torch_ddp
 
     def tensors(rows, seed):
         x, y = ddp_job.dense_data(rows=rows, seed=seed)
@@ -200,7 +200,7 @@ def test_data_that_cannot_be_split_is_refused(one_process_group):
 
 
 def test_class_weight_needs_one_class_per_sample(one_process_group):
-    from zoo import torch_ddp
+    from zoo.train import torch_ddp
 
     x, y = ddp_job.dense_data(rows=8)
     model = ddp_job.load_model("dense")
@@ -212,7 +212,7 @@ def test_class_weight_needs_one_class_per_sample(one_process_group):
 def test_docstring_example_runs():
     import torch.distributed as dist
 
-    from zoo import torch_ddp
+    from zoo.train import torch_ddp
 
     try:
         assert doctest.testmod(torch_ddp, optionflags=doctest.ELLIPSIS).failed == 0

@@ -18,7 +18,7 @@ each backend's run gets fresh cache folders.
 It writes the rows to tools/jit_measurements.csv, prints them as a table and
 says, per backend and device, whether compiling makes most workloads (one
 preset's operation, called WORKLOAD_CALLS times: a short evaluation or
-fine-tune) faster: `zoo.backend.AUTO_JIT_COMPILE` records that choice, and
+fine-tune) faster: `zoo.runtime.backend.AUTO_JIT_COMPILE` records that choice, and
 tests/test_jit.py checks that the two agree.
 """
 
@@ -104,7 +104,7 @@ def run_backend(backend_name, presets, repeats):
 
 def measure_presets(presets, repeats):
     import zoo
-    from zoo import backend
+    from zoo.runtime import backend
 
     rows = []
     for name in presets:
@@ -122,7 +122,7 @@ def measure_presets(presets, repeats):
 def measure_model(model, jit_compile, repeats):
     """`(operation, time_calls(...))` for each operation of `model`, compiled
     as `jit_compile` says."""
-    from zoo import backend
+    from zoo.runtime import backend
 
     x, y = model.example_batch(BATCH_SIZE)
     results = [("predict", time_calls(lambda: model.predict_on_batch(x), repeats))]

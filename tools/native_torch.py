@@ -45,8 +45,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from zoo.data.special_tokens import PAD_ID
+
 ROOT = Path(__file__).resolve().parents[1]
-PAD_ID = 0  # token id 0 is padding in every zoo family
 NORMALIZATION_EPSILON = 1e-7  # keras.backend.epsilon(): Normalization's floor on the standard deviation
 BATCH_NORM_EPSILON = 1e-3  # Keras' BatchNormalization default
 LAYER_NORM_EPSILON = 1e-5  # keras_hub's transformer blocks and the zoo's final norms
@@ -611,7 +612,7 @@ def _copy_transformer(native, weights):
 
 
 def zoo_batch(preset_name, batch_size=32, length=64):
-    """The zoo model's benchmark batch (`zoo.bench.bench_batch`, seed 0) as
+    """The zoo model's benchmark batch (`zoo.eval.bench.bench_batch`, seed 0) as
     numpy `(inputs, targets)`; `length` is ignored by dense and cnn. Loads the
     zoo model on the active Keras backend.
 
@@ -621,7 +622,7 @@ def zoo_batch(preset_name, batch_size=32, length=64):
     ((3, 5), (3,))
     """
     import zoo
-    from zoo import bench
+    from zoo.eval import bench
 
     model = zoo.load(preset_name)
     return bench.bench_batch(model, batch_size, length if model.family in SEQUENCE_FAMILIES else None)
@@ -651,7 +652,7 @@ def _synchronize(device):
 
 
 def train_steps(native, loss_fn, x, y):
-    """`run_steps(n)` for `zoo.bench.time_steps`: n AdamW training steps on the batch."""
+    """`run_steps(n)` for `zoo.eval.bench.time_steps`: n AdamW training steps on the batch."""
     # Keras' AdamW default weight decay, so both optimizers do the same work.
     optimizer = torch.optim.AdamW(native.parameters(), lr=1e-3, weight_decay=0.004)
     device = next(native.parameters()).device
@@ -669,7 +670,7 @@ def train_steps(native, loss_fn, x, y):
 
 
 def infer_steps(native, x):
-    """`run_steps(n)` for `zoo.bench.time_steps`: n eval-mode forward passes,
+    """`run_steps(n)` for `zoo.eval.bench.time_steps`: n eval-mode forward passes,
     their outputs gathered into one host array as `model.predict` returns them
     (for a language model that is most of the work: 64 MB of logits a batch)."""
 
@@ -704,7 +705,7 @@ def flops_per_sample(native, x, run_steps, mode, batch_size):
 
 
 def _token_length(x):
-    # The source length for seq2seq, as zoo.bench reports it.
+    # The source length for seq2seq, as zoo.eval.bench reports it.
     return (x["encoder_token_ids"] if isinstance(x, dict) else x).shape[1]
 
 
@@ -728,8 +729,8 @@ def measure(preset_name, mode="train", batch_size=32, length=64, min_seconds=3.0
     (True, 1119)
     """
     import zoo
-    from zoo import bench
     from zoo.errors import InvalidConfigError
+    from zoo.eval import bench
 
     if mode not in ("train", "infer"):
         raise InvalidConfigError(f"mode={mode!r}: use 'train' or 'infer'.")

@@ -1,11 +1,15 @@
-"""Run the whole test suite once per Keras backend and fail if any run fails.
+"""Run the whole test suite: the backend-free tier once, then the rest once per
+Keras backend; fail if any run fails.
 
-    python tools/test_backends.py                 # tensorflow, jax, torch
-    python tools/test_backends.py --backends jax  # just one
+    python tools/test_backends.py                 # backend-free tier, then tensorflow, jax, torch
+    python tools/test_backends.py --fast          # the backend-free tier alone (under a minute)
+    python tools/test_backends.py --backends jax  # the backend-free tier, then one backend
     python tools/test_backends.py -- -k generate  # extra arguments go to pytest
     python tools/test_backends.py --jobs 2        # two backends at a time
 
-Each backend runs in its own pytest process (Keras fixes its backend at import
+The backend-free tier is every test marked `backend_free` (tests/conftest.py):
+it runs in one process that must never import Keras or a framework. Each
+backend runs in its own pytest process (Keras fixes its backend at import
 time). A run that collects no test counts as a failure. With --jobs N, N
 backends run side by side, slowest (JAX) first, each writing its output to a
 log that is printed when it ends; on two cores this shortens the whole run
@@ -23,6 +27,7 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 BACKENDS = ("tensorflow", "jax", "torch")
+BACKEND_FREE = "backend-free"  # the tier of tests that need no backend, run once
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -36,17 +41,22 @@ def junit_counts(path):
 
 
 def run_backend(backend, pytest_args, report_dir, capture=False, threads=None):
-    """Run pytest on one backend; with `capture`, print its output only when it ends.
+    """Run pytest on one backend (or, for BACKEND_FREE, the backend-free tier);
+    with `capture`, print its output only when it ends.
 
     `threads` caps the CPU threads of torch and TensorFlow's op pools, so that
     backends running side by side do not oversubscribe the cores.
     """
     report = Path(report_dir) / f"{backend}.xml"
-    env = {**os.environ, "KERAS_BACKEND": backend}
+    if backend == BACKEND_FREE:
+        env, pytest_args = dict(os.environ), ["--tier", "backend-free", *pytest_args]
+    else:
+        env, pytest_args = {**os.environ, "KERAS_BACKEND": backend}, ["--tier", "backends", *pytest_args]
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), TF_NUM_INTRAOP_THREADS=str(threads))
     command = [sys.executable, "-m", "pytest", f"--junitxml={report}", *pytest_args]
-    header = f"\n=== KERAS_BACKEND={backend}: {' '.join(command[1:])}"
+    label = "the backend-free tier" if backend == BACKEND_FREE else f"KERAS_BACKEND={backend}"
+    header = f"\n=== {label}: {' '.join(command[1:])}"
     start = time.perf_counter()
     if capture:
         result = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
@@ -63,21 +73,23 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
     parser.add_argument("--jobs", type=int, default=1, help="backends to run at the same time")
+    parser.add_argument("--fast", action="store_true", help="run the backend-free tier alone")
     parser.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
     args = parser.parse_args(argv)
 
     results = {}
     with tempfile.TemporaryDirectory() as report_dir:
-        if args.jobs == 1:
+        results[BACKEND_FREE] = run_backend(BACKEND_FREE, ["-q", *args.pytest_args], report_dir)
+        if args.jobs == 1 and not args.fast:
             for backend in args.backends:
                 results[backend] = run_backend(backend, ["-q", *args.pytest_args], report_dir)
-        else:
+        elif not args.fast:
             ordered = sorted(args.backends, key=lambda b: b != "jax")  # the longest run starts first
             threads = max(1, (os.cpu_count() or 1) // args.jobs)
             with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
                 futures = {b: pool.submit(run_backend, b, ["-q", *args.pytest_args], report_dir, True, threads)
                            for b in ordered}
-                results = {b: futures[b].result() for b in args.backends}
+                results.update({b: futures[b].result() for b in args.backends})
 
     print("\n=== summary")
     failed_backends = []
@@ -85,7 +97,7 @@ def main(argv=None):
         ok = code == 0 and passed > 0
         if not ok:
             failed_backends.append(backend)
-        print(f"{backend:>10}: {'ok' if ok else 'FAILED'} (exit {code}) "
+        print(f"{backend:>12}: {'ok' if ok else 'FAILED'} (exit {code}) "
               f"{passed} passed, {failed} failed, {skipped} skipped in {seconds:.0f}s")
     passed = sum(r[1][0] for r in results.values())
     failed = sum(r[1][1] for r in results.values())

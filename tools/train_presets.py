@@ -5,7 +5,7 @@
     python tools/train_presets.py --publish-only       # measure and publish the folders there are
     python tools/train_presets.py --quick --out DIR dense-small.breast-cancer   # a fast smoke run
 
-For each preset: train on its data set (zoo.datasets) on --train-backend with a
+For each preset: train on its data set (zoo.data.datasets) on --train-backend with a
 fixed seed, save the preset folder in presets/NAME/, evaluate the saved weights
 on the held-out test split, and save a batch of reference outputs. Then, in one
 process per backend, reload the folder, recompute the published metrics and the
@@ -137,10 +137,12 @@ RECIPES = {
 def train(name, out, quick=False):
     """Train one preset into `out/name`; returns facts for its card."""
     import keras
+    from update_cards import derived_fields
 
     import zoo
-    from zoo import datasets, presets, published
-    from update_cards import derived_fields
+    from zoo.data import datasets
+    from zoo.eval import published
+    from zoo.hub import folder_format, models
 
     recipe = RECIPES[name]
     keras.utils.set_random_seed(SEED)
@@ -152,8 +154,7 @@ def train(name, out, quick=False):
     validation_xy = published.evaluation_data(model, data, "validation")
     if quick:
         train_xy, validation_xy = first_rows(train_xy, 64), first_rows(validation_xy, 32)
-    if model.family == "dense":
-        model.get_layer("normalization").adapt(train_xy[0])
+    model.adapt_to_data(train_xy[0])
     epochs = 1 if quick else recipe.epochs
     start = time.perf_counter()
     history = zoo.finetune(
@@ -163,7 +164,7 @@ def train(name, out, quick=False):
     )
     seconds = time.perf_counter() - start
 
-    folder = presets.save_preset(
+    folder = models.save_preset(
         model, Path(out) / name, overwrite=True, license=LICENSE,
         dataset=data.summary(), sequence_length=recipe.sequence_length,
         training={**training_facts(recipe, epochs, seconds), "history": history_summary(history)},
@@ -174,12 +175,12 @@ def train(name, out, quick=False):
     baseline = published.baseline(data)
     update_metadata(folder, metrics=metrics, baseline=baseline)
     published.write_reference_outputs(saved, folder, data)
-    presets.write_manifest(folder)
+    folder_format.write_manifest(folder)
     return {"name": name, "card": derived_fields(saved), "metrics": metrics, "baseline": baseline}
 
 
 def make_tokenizer(kind, data):
-    from zoo import tokenizers
+    from zoo.data import tokenizers
 
     if kind is None:
         return None
@@ -190,7 +191,7 @@ def make_tokenizer(kind, data):
 
 
 def first_rows(xy, count):
-    from zoo import published
+    from zoo.eval import published
 
     x, y = xy
     return published.first_rows(x, count), y[:count]
@@ -220,9 +221,9 @@ def history_summary(history):
 
 
 def update_metadata(folder, **fields):
-    from zoo import presets
+    from zoo.hub import folder_format
 
-    path = Path(folder) / presets.METADATA_FILE
+    path = Path(folder) / folder_format.METADATA_FILE
     metadata = json.loads(path.read_text())
     metadata.update(fields)
     path.write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
@@ -250,7 +251,7 @@ def measure(folder):
     import keras
 
     import zoo
-    from zoo import published
+    from zoo.eval import published
 
     model = zoo.load(folder)
     return {
@@ -277,9 +278,9 @@ def run_step(step, name, folder, backend, quick):
 
 def publish(name, folder, trained, measured, results_rows):
     """Write the results rows, the model card, the manifest and the preset card."""
-    from zoo import presets
+    from zoo.hub import folder_format
 
-    metadata = presets.read_metadata(folder)
+    metadata = folder_format.read_metadata(folder)
     today = datetime.date.today().isoformat()
     version_text = " ".join(f"{key}={value}" for key, value in sorted(metadata["training"]["versions"].items()))
     dataset = metadata["dataset"]["name"]
@@ -295,12 +296,12 @@ def publish(name, folder, trained, measured, results_rows):
         results_rows.append([name, dataset, "fixed batch", "parity_max_abs_diff",
                              f"{result['parity_max_abs_diff']:.2e}", result["backend"], version_text, today])
     (Path(folder) / "README.md").write_text(model_card(name, metadata, measured))
-    presets.write_manifest(folder)
+    folder_format.write_manifest(folder)
     write_card(name, folder, trained, metadata)
 
 
 def write_card(name, folder, trained, metadata):
-    from zoo import presets
+    from zoo.hub import folder_format
 
     path = ROOT / "presets" / f"{name}.json"
     base = json.loads((ROOT / "presets" / f"{RECIPES[name].base}.json").read_text())
@@ -308,7 +309,7 @@ def write_card(name, folder, trained, metadata):
         **base, **(trained["card"] if trained else {}),
         "name": name, "description": RECIPES[name].description, "license": LICENSE,
         "weights": {"folder": Path(folder).name,
-                    "manifest_sha256": presets.sha256_of(Path(folder) / presets.MANIFEST_FILE)},
+                    "manifest_sha256": folder_format.sha256_of(Path(folder) / folder_format.MANIFEST_FILE)},
         "metrics": {"test": metadata["metrics"]["test"], "dataset": metadata["dataset"]["name"],
                     "baseline": metadata["baseline"]},
     }
@@ -331,7 +332,7 @@ def model_card(name, metadata, measured):
         f"- split: {dataset['split_rule']}",
         f"- sizes: {', '.join(f'{split} {size}' for split, size in dataset['sizes'].items())}",
         *[f"- sha256 of the {split} examples: `{digest}`" for split, digest in dataset["fingerprints"].items()],
-        f"- rebuilt by `zoo.datasets.load_dataset({dataset['name']!r})`; nothing is downloaded", "",
+        f"- rebuilt by `zoo.data.datasets.load_dataset({dataset['name']!r})`; nothing is downloaded", "",
         "## Training", "",
         f"From a freshly initialised `{training['base']}` with {json.dumps(training['overrides'])}: "
         f"AdamW (weight decay {training['weight_decay']}), peak learning rate {training['learning_rate']}, "
@@ -367,7 +368,7 @@ def model_card(name, metadata, measured):
 
 
 def improvement(metric, value, base_value):
-    from zoo import published
+    from zoo.eval import published
 
     if base_value is None:
         return None
@@ -375,7 +376,7 @@ def improvement(metric, value, base_value):
 
 
 def tolerances(metrics):
-    from zoo import published
+    from zoo.eval import published
 
     return {metric: published.TOLERANCES[metric] for metric in metrics}
 
@@ -442,14 +443,14 @@ def main(argv=None):
 
 def publish_outside(name, folder, measured, rows):
     """A run into another --out (a quick check) writes its model card and results there only."""
-    from zoo import presets
+    from zoo.hub import folder_format
 
-    metadata = presets.read_metadata(folder)
+    metadata = folder_format.read_metadata(folder)
     for result in measured:
         for metric, value in result["metrics"].items():
             rows.append([name, metadata["dataset"]["name"], "test", metric, fmt(value), result["backend"], "", ""])
     (Path(folder) / "README.md").write_text(model_card(name, metadata, measured))
-    presets.write_manifest(folder)
+    folder_format.write_manifest(folder)
 
 
 def read_other_rows(path, names):

@@ -26,33 +26,32 @@ from zoo.errors import (
     OfflineError,
     PresetNotFoundError,
     TrainingDivergedError,
-    UnsupportedBackendError,
     UnsafeArchiveError,
+    UnsupportedBackendError,
     ZooError,
 )
-from zoo.loader import load
-from zoo.presets import save_preset
+from zoo.hub.loader import load
+from zoo.hub.models import save_preset
 from zoo.registry import PresetCard, info, list_presets, register_preset, unregister_preset
-
-__version__ = "0.1.0"
+from zoo.version import __version__  # noqa: F401 (zoo.__version__)
 
 
 # Public functions that need Keras, imported on first use so that `import zoo`
 # (and `zoo list`) never starts a backend.
 _LAZY = {
-    "finetune": "zoo.training",
-    "evaluate": "zoo.evaluation",
-    "EvaluationReport": "zoo.evaluation",
-    "enable_lora": "zoo.lora",
-    "save_lora": "zoo.lora",
-    "load_lora": "zoo.lora",
-    "merge_lora": "zoo.lora",
-    "train_tokenizer": "zoo.tokenizers",
-    "load_dataset": "zoo.datasets",  # imports scikit-learn / babel, not Keras
-    "reproduce": "zoo.published",
-    "data_parallel": "zoo.distribute",
-    "model_parallel": "zoo.distribute",
-    "initialize_multihost": "zoo.distribute",
+    "finetune": "zoo.train.finetuning",
+    "evaluate": "zoo.eval.evaluation",
+    "EvaluationReport": "zoo.eval.reports",
+    "enable_lora": "zoo.train.lora",
+    "save_lora": "zoo.train.lora",
+    "load_lora": "zoo.train.lora",
+    "merge_lora": "zoo.train.lora",
+    "train_tokenizer": "zoo.data.tokenizers",
+    "load_dataset": "zoo.data.datasets",  # imports scikit-learn / babel, not Keras
+    "reproduce": "zoo.eval.published",
+    "data_parallel": "zoo.train.distribute",
+    "model_parallel": "zoo.train.distribute",
+    "initialize_multihost": "zoo.train.distribute",
 }
 
 

@@ -1,5 +1,5 @@
 import sys
 
-from zoo.cli import main
+from zoo.cli.commands import main
 
 sys.exit(main())

@@ -9,10 +9,10 @@ free of code; reloading simply calls the constructor again.
 import keras
 import numpy as np
 
-from zoo import backend, predicting
 from zoo.architectures.config import check_model_size, config_to_dict, make_config
-
-PAD_ID = 0  # token id 0 is padding in every token-based family
+from zoo.data.arrays import check_finite, check_in_range
+from zoo.data.special_tokens import PAD_ID
+from zoo.runtime import backend, predicting
 
 
 class ZooModel(keras.Model):
@@ -35,15 +35,32 @@ class ZooModel(keras.Model):
     """Steps of `fit`, `evaluate` and `predict` that Keras runs per call into
     the backend on JAX and TensorFlow when `compile()` is not given
     `steps_per_execution`, and batches that `predict` on arrays runs as one
-    call on every backend (torch included, see zoo/predicting.py). Families
+    call on every backend (torch included, see zoo/runtime/predicting.py). Families
     whose steps take well under a millisecond set more: there Keras' own
     per-step loop (iterator, callbacks, state hand-over) costs more than the
     step. Callbacks then see one batch end per execution;
     `compile(steps_per_execution=1)` brings back one per batch."""
+    sequence_inputs = False
+    """Whether the inputs are sequences with a length (token ids; an lstm's
+    feature vectors): `example_batch` then takes `length=`, and without a
+    tokenizer the zoo command cannot read text for the model."""
     tokenizer = None
     """Text <-> token ids for token families (a keras_hub tokenizer), from the
     preset's assets/tokenizer/ when it has one; `generate` and the zoo
     command use it for text in, text out."""
+
+    @classmethod
+    def data_layout(cls, config):
+        """The data file the zoo command reads for a preset of this family
+        with `config`: "table", "images", "text-classifier", "language-model"
+        or "text-pairs" (see zoo/data/model_data.py); None when it reads none,
+        and the Python API is the way in."""
+        return None
+
+    def adapt_to_data(self, x):
+        """Fit what a freshly initialised model learns from the data itself
+        before training (the dense family's input normalization); nothing
+        for families without such layers."""
 
     def __init__(self, *, name=None, trainable=True, **config):
         zoo_config = make_config(self.Config, config, family=self.family)
@@ -85,7 +102,7 @@ class ZooModel(keras.Model):
     def _set_steps_per_execution(self, requested):
         self.steps_per_execution = backend.steps_per_execution(requested)
         # Keras' torch trainer takes one step per call, but the zoo's own
-        # predict (zoo/predicting.py) runs the requested batches per call on
+        # predict (zoo/runtime/predicting.py) runs the requested batches per call on
         # every backend.
         self.predict_batches_per_call = requested
 
@@ -93,7 +110,7 @@ class ZooModel(keras.Model):
         """Keras' `predict`. Arrays in memory (an array, or a dict of arrays
         for several inputs) take a leaner path with the same results,
         callbacks and progress bar: each batch's outputs are copied into one
-        output array (see zoo/predicting.py), where Keras keeps every batch
+        output array (see zoo/runtime/predicting.py), where Keras keeps every batch
         and joins them at the end, holding the outputs twice.
 
         Example:
@@ -225,55 +242,6 @@ def token_logits_loss():
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD_ID)
 
 
-def check_finite(array, what):
-    """Refuse NaN or infinite values, saying where the first ones are."""
-    bad = ~np.isfinite(array)
-    if bad.any():
-        from zoo.errors import InvalidDataError
-
-        rows = np.unique(np.nonzero(bad)[0])
-        raise InvalidDataError(
-            f"{what} holds {int(bad.sum())} NaN or infinite value(s), in rows "
-            f"{', '.join(map(str, rows[:5]))}{' ...' if len(rows) > 5 else ''}. Drop or fill them first: "
-            "a single NaN turns every weight it reaches into NaN."
-        )
-
-
-def check_in_range(array, low, high, what, kind, meaning=""):
-    """Refuse integers outside `low..high`, naming the first offending values."""
-    bad = (array < low) | (array > high)
-    if bad.any():
-        from zoo.errors import InvalidDataError
-
-        values = np.unique(array[bad])
-        meaning = f" {meaning}" if meaning else ""
-        raise InvalidDataError(
-            f"{what}: {kind} must be in {low}..{high}{meaning}, found "
-            f"{', '.join(map(str, values[:5]))}{' ...' if len(values) > 5 else ''} "
-            f"({int(bad.sum())} of {array.size} values)."
-        )
-
-
-def token_id_matrix(ids, what):
-    """Integer token ids as a 2-D numpy array; one 1-D row becomes a batch of one."""
-    from zoo.errors import InvalidConfigError
-
-    try:
-        array = np.asarray(keras.ops.convert_to_numpy(ids))
-    except ValueError:  # a list of rows of different lengths
-        raise InvalidConfigError(
-            f"{what}: the rows have different lengths; right-pad them with 0 (padding) to one length."
-        ) from None
-    if array.ndim == 1:
-        array = array[None, :]
-    if array.ndim != 2 or not np.issubdtype(array.dtype, np.integer):
-        raise InvalidConfigError(
-            f"{what} must be integer token ids of shape (batch, length) or (length,), "
-            f"got dtype {array.dtype} and shape {array.shape}."
-        )
-    return array
-
-
 def example_token_ids(rng, batch_size, length, vocab_size):
     """Token ids in [1, vocab) with trailing padding: row i keeps a random prefix."""
     ids = rng.integers(1, vocab_size, size=(batch_size, length), dtype="int32")
@@ -281,8 +249,3 @@ def example_token_ids(rng, batch_size, length, vocab_size):
     lengths[0] = length  # one row without padding
     positions = np.arange(length)[None, :]
     return np.where(positions < lengths[:, None], ids, PAD_ID).astype("int32")
-
-
-def next_token_targets(token_ids):
-    """Language-model targets: each position's label is the following token."""
-    return np.concatenate([token_ids[:, 1:], np.full_like(token_ids[:, :1], PAD_ID)], axis=1)

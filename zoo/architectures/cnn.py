@@ -103,6 +103,10 @@ class CNNClassifier(ZooModel):
     def task(self):
         return "image-classification"
 
+    @classmethod
+    def data_layout(cls, config):
+        return "images"
+
     def example_batch(self, batch_size=2, seed=0):
         config = self.zoo_config
         rng = np.random.default_rng(seed)

@@ -85,6 +85,13 @@ class DenseModel(ZooModel):
     def task(self):
         return self.zoo_config.task
 
+    @classmethod
+    def data_layout(cls, config):
+        return "table"
+
+    def adapt_to_data(self, x):
+        self.get_layer("normalization").adapt(x)  # a fresh model learns the data's scale
+
     def example_batch(self, batch_size=2, seed=0):
         config = self.zoo_config
         rng = np.random.default_rng(seed)

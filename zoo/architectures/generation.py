@@ -8,13 +8,15 @@ and sampling loop) into one program that later calls reuse when the model's
 `jit_compile` is on (`run_sampling`).
 """
 
-from zoo.quiet_imports import keras_hub
 import numpy as np
 from keras import ops
 
-from zoo import backend, tokenizers
-from zoo.architectures.base import PAD_ID, check_in_range, token_id_matrix
+from zoo.data.arrays import check_in_range, token_id_matrix
+from zoo.data import special_tokens, tokenizers
+from zoo.data.special_tokens import PAD_ID
 from zoo.errors import InvalidConfigError
+from zoo.runtime import backend
+from zoo.runtime.quiet_imports import keras_hub
 
 SAMPLERS = {
     "greedy": keras_hub.samplers.GreedySampler,
@@ -291,8 +293,8 @@ def text_tokenizer(model, vocab_size):
         raise InvalidConfigError(
             f"This {model.family} model has no tokenizer, so generate() cannot take text. "
             "Load a preset that ships assets/tokenizer/, or give it one: "
-            "`model.tokenizer = zoo.tokenizers.load_tokenizer(folder)` (or "
-            "`zoo.tokenizers.train_tokenizer(texts, vocab_size)`). Or pass integer token ids."
+            "`model.tokenizer = zoo.data.tokenizers.load_tokenizer(folder)` (or "
+            "`zoo.data.tokenizers.train_tokenizer(texts, vocab_size)`). Or pass integer token ids."
         )
     if tokenizer.vocabulary_size() > vocab_size:
         raise InvalidConfigError(
@@ -317,7 +319,7 @@ def generate_from_text(model, inputs, generate_ids, length, vocab_size, add_star
     if not is_text(inputs):
         return generate_ids(inputs)
     tokenizer = text_tokenizer(model, vocab_size)
-    expected = (tokenizers.START_ID, tokenizers.END_ID)
+    expected = (special_tokens.START_ID, special_tokens.END_ID)
     if start_end_ids is not None and tuple(start_end_ids) != expected:
         raise InvalidConfigError(
             f"Text generation needs start_token_id/end_token_id = {expected} (the tokenizer's), "

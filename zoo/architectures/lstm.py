@@ -7,13 +7,8 @@ import keras
 import numpy as np
 
 from zoo import layers as zoo_layers
-from zoo.architectures.base import (
-    ZooModel,
-    example_token_ids,
-    next_token_targets,
-    sparse_logits_loss,
-    token_logits_loss,
-)
+from zoo.architectures.base import ZooModel, example_token_ids, sparse_logits_loss, token_logits_loss
+from zoo.data.arrays import next_token_targets
 from zoo.architectures.config import Fraction, NonNegativeInt, PositiveInt
 
 TASK_NAMES = {
@@ -90,6 +85,7 @@ class LSTMModel(ZooModel):
     """
 
     family = "lstm"
+    sequence_inputs = True
     Config = LSTMConfig
     # Embedding split by feature; LSTM kernels by gate unit.
     sharding = {
@@ -123,6 +119,12 @@ class LSTMModel(ZooModel):
     @property
     def task(self):
         return TASK_NAMES[self.zoo_config.task]
+
+    @classmethod
+    def data_layout(cls, config):
+        if not config.get("vocab_size"):
+            return "feature-sequences"
+        return "language-model" if config.get("task") == "language_model" else "text-classifier"
 
     def example_batch(self, batch_size=2, seed=0, length=12):
         config = self.zoo_config

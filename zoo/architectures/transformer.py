@@ -8,8 +8,9 @@ from keras import ops
 
 from zoo.architectures import generation
 from zoo.architectures import transformer_blocks as blocks
-from zoo.architectures.base import PAD_ID, ZooModel, example_token_ids, token_logits_loss
+from zoo.architectures.base import ZooModel, example_token_ids, token_logits_loss
 from zoo.architectures.config import PositiveInt
+from zoo.data.special_tokens import PAD_ID
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +63,7 @@ class TransformerSeq2Seq(ZooModel):
     """
 
     family = "transformer"
+    sequence_inputs = True
     Config = TransformerConfig
     sharding = blocks.SHARDING
 
@@ -102,6 +104,10 @@ class TransformerSeq2Seq(ZooModel):
     @property
     def task(self):
         return "seq2seq"
+
+    @classmethod
+    def data_layout(cls, config):
+        return "text-pairs"
 
     def example_batch(self, batch_size=2, seed=0, length=None):
         """`length` is the source length (default 16); targets are 3/4 of it."""
@@ -164,7 +170,7 @@ class TransformerSeq2Seq(ZooModel):
         `TransformerDecoderLM.generate` ("beam" with `num_beams=...` included).
 
         Example:
-        >>> from zoo.tokenizers import train_tokenizer
+        >>> from zoo.data.tokenizers import train_tokenizer
         >>> model = TransformerSeq2Seq(vocab_size=50, hidden_dim=16, num_heads=2,
         ...     intermediate_dim=32, num_encoder_layers=1, num_decoder_layers=1,
         ...     encoder_max_length=10, decoder_max_length=10)

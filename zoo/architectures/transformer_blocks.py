@@ -4,11 +4,11 @@ import dataclasses
 from typing import Literal
 
 import keras
-from zoo.quiet_imports import keras_hub
 
 from zoo.architectures.config import Fraction, PositiveInt
 from zoo.layers import PaddingMask
 from zoo.layers.fast_attention import use_fast_attention
+from zoo.runtime.quiet_imports import keras_hub
 
 # Model parallelism for every transformer family (Megatron-style): attention
 # split by head, the feed-forward layer by its inner unit (column- then

@@ -8,12 +8,8 @@ from keras import ops
 
 from zoo.architectures import generation
 from zoo.architectures import transformer_blocks as blocks
-from zoo.architectures.base import (
-    ZooModel,
-    example_token_ids,
-    next_token_targets,
-    token_logits_loss,
-)
+from zoo.architectures.base import ZooModel, example_token_ids, token_logits_loss
+from zoo.data.arrays import next_token_targets
 from zoo.architectures.config import PositiveInt
 
 
@@ -48,6 +44,7 @@ class TransformerDecoderLM(ZooModel):
     """
 
     family = "transformer-decoder"
+    sequence_inputs = True
     Config = TransformerDecoderConfig
     sharding = blocks.SHARDING
 
@@ -70,6 +67,10 @@ class TransformerDecoderLM(ZooModel):
     @property
     def task(self):
         return "language-modelling"
+
+    @classmethod
+    def data_layout(cls, config):
+        return "language-model"
 
     def example_batch(self, batch_size=2, seed=0, length=16):
         config = self.zoo_config
@@ -111,7 +112,7 @@ class TransformerDecoderLM(ZooModel):
         `num_beams=4`).
 
         Example:
-        >>> from zoo.tokenizers import train_tokenizer
+        >>> from zoo.data.tokenizers import train_tokenizer
         >>> model = TransformerDecoderLM(vocab_size=50, hidden_dim=16, num_heads=2,
         ...                              intermediate_dim=32, num_layers=1, max_length=12)
         >>> model.generate(np.array([[5, 6, 7]]), max_length=8, sampler="beam", num_beams=2).shape

@@ -41,6 +41,7 @@ class TransformerEncoderClassifier(ZooModel):
     """
 
     family = "transformer-encoder"
+    sequence_inputs = True
     Config = TransformerEncoderConfig
     sharding = blocks.SHARDING
 
@@ -64,6 +65,10 @@ class TransformerEncoderClassifier(ZooModel):
     @property
     def task(self):
         return "text-classification"
+
+    @classmethod
+    def data_layout(cls, config):
+        return "text-classifier"
 
     def example_batch(self, batch_size=2, seed=0, length=16):
         config = self.zoo_config

@@ -4,7 +4,7 @@ Keras layers are written once against keras.ops; some of them run several
 times slower than the same architecture written natively for a backend
 (tools/bench_all.py measures it). A module here gives such a layer a fast
 path per backend, with the portable Keras computation as the fallback, and
-is, like zoo/backend.py, a place where code may branch on the backend.
+is, like zoo/runtime/backend.py, a place where code may branch on the backend.
 tests/test_kernels.py checks that every fast path gives the outputs and
 gradients of the portable one; `portable()` turns every fast path off so that
 they can compare the two.

@@ -8,7 +8,7 @@ a fast path (see zoo/kernels/): same weights, same results.
 
 from zoo.layers.fast_attention import FastCachedMultiHeadAttention, FastMultiHeadAttention
 from zoo.layers.fused_batch_norm import BatchNormalization
-from zoo.layers.lstm import Bidirectional, LSTM
+from zoo.layers.lstm import LSTM, Bidirectional
 from zoo.layers.padding_mask import PaddingMask
 
 __all__ = [

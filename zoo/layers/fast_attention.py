@@ -7,9 +7,9 @@ they replace.
 """
 
 import keras
-from zoo.quiet_imports import keras_hub
 
 from zoo.kernels import attention
+from zoo.runtime.quiet_imports import keras_hub
 
 
 class _FusedAttention:

@@ -1,12 +1,45 @@
-"""`zoo.load`: a preset name or source -> a built keras.Model."""
+"""`zoo.load`: a preset name or source -> a built keras.Model, on one path:
 
+    locate(name)        the card, or the source's verified folder (hashed
+                        once), with its family and config: nothing built yet
+    build_located(...)  the model, its weights, metadata and tokenizer, then
+                        jit_compile and label names
+
+The command line takes the same path: `zoo finetune` locates the preset first
+(its family, config and tokenizer shape the user's data), then builds it.
+"""
+
+import dataclasses
 import json
 import zipfile
 from pathlib import Path
 
-from zoo import hub, presets, registry
-from zoo.architectures import build
+from zoo import architectures, registry
 from zoo.errors import InvalidConfigError
+from zoo.hub import folder_format, models, resolving, sources
+from zoo.runtime.options import check_jit_compile
+
+
+@dataclasses.dataclass(frozen=True)
+class LocatedPreset:
+    """A preset found (and its files verified) but not built."""
+
+    family: str
+    config: dict
+    folder: Path | None = None  # the verified folder whose weights load; None: fresh weights
+    model_name: str | None = None  # what to name the built model (None: after its family)
+    keras_model: object = None  # a zoo model read from a .keras file, used as it is
+    label: str | None = None  # how logs name the preset
+
+    @property
+    def pretrained(self):
+        return self.folder is not None or self.keras_model is not None
+
+    def tokenizer(self):
+        """The tokenizer the preset ships, or None (a fresh model has none)."""
+        if self.folder is None:
+            return None
+        return models.read_tokenizer(self.folder, folder_format.read_manifest(self.folder))
 
 
 def load(name, pretrained=True, num_classes=None, label_names=None, jit_compile="auto", **overrides):
@@ -31,7 +64,7 @@ def load(name, pretrained=True, num_classes=None, label_names=None, jit_compile=
             train steps and `generate()` (XLA on TensorFlow, `jax.jit` on JAX,
             `torch.compile` on PyTorch, where generation stays eager). "auto"
             picks what measured fastest on this backend and device (see
-            `zoo.backend.AUTO_JIT_COMPILE`); the choice is `model.jit_compile`.
+            `zoo.runtime.backend.AUTO_JIT_COMPILE`); the choice is `model.jit_compile`.
             Under JAX, compiled programs are also cached in `<ZOO_HOME>/jax-cache`.
         **overrides: config keys to change, e.g. `dropout=0.0`; unknown keys
             or wrong types raise `zoo.InvalidConfigError` listing the allowed keys.
@@ -49,18 +82,53 @@ def load(name, pretrained=True, num_classes=None, label_names=None, jit_compile=
     >>> zoo.load("dense-tiny", jit_compile=False).jit_compile
     False
     """
-    from zoo import backend  # imports Keras: `import zoo` must not
+    _check_labels(label_names, num_classes)  # before any download or building
+    check_jit_compile(jit_compile)
+    return build_located(locate(name, pretrained), num_classes, label_names, jit_compile, **overrides)
 
+
+def locate(name, pretrained=True):
+    """The `LocatedPreset` of a preset name or source: downloaded and verified
+    if it has weights to load, its family and config read, nothing built.
+    With `pretrained` False, the architecture alone (no weights)."""
+    source = sources.parse_source(name)
+    if source.kind == "keras-file":
+        return _locate_keras_file(source.location, pretrained)
+    if source.kind == "builtin":
+        card = registry.info(name)
+        model_name = card.name.replace("-", "_").replace(".", "_")
+        if not (pretrained and card.pretrained):
+            return LocatedPreset(card.family, card.config, model_name=model_name)
+        folder = resolving.resolve_builtin(card)
+    else:
+        folder, model_name = resolving.resolve(source), None
+    family, config = folder_format.read_config(folder)
+    return LocatedPreset(family, config, folder if pretrained else None, model_name)
+
+
+def build_located(preset, num_classes=None, label_names=None, jit_compile="auto", **overrides):
+    """The model of a `LocatedPreset` (see `load` for the arguments)."""
     label_names, num_classes = _check_labels(label_names, num_classes)
-    backend.check_jit_compile(jit_compile)  # before any download or building
+    check_jit_compile(jit_compile)
+    from zoo.runtime import backend  # imports Keras: `import zoo` must not
+
     backend.enable_compilation_cache()
-    model = _load_model(name, pretrained, num_classes, overrides)
+    model = _built(preset, num_classes, overrides)
     backend.set_jit_compile(model, backend.resolve_jit_compile(jit_compile, model))
     if label_names is not None:
         model.preset_metadata["label_names"] = label_names
     elif num_classes is not None and len(model.label_names or ()) != num_classes:
         model.preset_metadata["label_names"] = None  # the old names describe the old head
     return model
+
+
+def _built(preset, num_classes, overrides):
+    if preset.keras_model is not None:
+        return models.rebuilt(preset.keras_model, num_classes, overrides, preset.label)
+    if preset.folder is not None:
+        return models.build_from_folder(preset.folder, num_classes, name=preset.model_name, **overrides)
+    return architectures.build(preset.family, preset.config, num_classes=num_classes, name=preset.model_name,
+                               **overrides)
 
 
 def _check_labels(label_names, num_classes):
@@ -76,29 +144,9 @@ def _check_labels(label_names, num_classes):
     return label_names, len(label_names)
 
 
-def _load_model(name, pretrained, num_classes, overrides):
-    source = hub.parse_source(name)
-    if source.kind == "keras-file":
-        return _from_keras_file(source.location, pretrained, num_classes, overrides)
-    if source.kind == "builtin":
-        card = registry.info(name)
-        model_name = card.name.replace("-", "_").replace(".", "_")
-        if not (pretrained and card.pretrained):
-            return build(card.family, card.config, num_classes=num_classes, name=model_name, **overrides)
-        folder = hub.resolve_builtin(card)
-    else:
-        folder = hub.resolve(source)
-        model_name = None
-        if not pretrained:
-            family, config = presets.read_config(folder)
-            return build(family, config, num_classes=num_classes, **overrides)
-    return presets.build_from_folder(folder, num_classes, name=model_name, **overrides)
-
-
-
-def _from_keras_file(path, pretrained, num_classes, overrides):
-    """A zoo model saved with `model.save("x.keras")`: loaded in Keras' safe
-    mode (no code runs), then rebuilt like a preset when asked to change."""
+def _locate_keras_file(path, pretrained):
+    """A zoo model saved with `model.save("x.keras")`, loaded in Keras' safe
+    mode (no code runs); it is rebuilt like a preset when asked to change."""
     import keras
 
     from zoo.architectures.base import ZooModel
@@ -117,9 +165,10 @@ def _from_keras_file(path, pretrained, num_classes, overrides):
             f"{path} holds a {type(model).__name__}, not a zoo model; load it with "
             "keras.saving.load_model(path, safe_mode=True)."
         )
+    config = config_to_dict(model.zoo_config)
     if not pretrained:
-        return build(model.family, config_to_dict(model.zoo_config), num_classes=num_classes, **overrides)
-    return presets.rebuilt(model, num_classes, overrides, Path(path).name)
+        return LocatedPreset(model.family, config)
+    return LocatedPreset(model.family, config, keras_model=model, label=Path(path).name)
 
 
 def _import_family_of(path):

@@ -14,10 +14,11 @@ import math
 import keras
 import numpy as np
 
-from zoo import backend, distribute, lora
-from zoo.architectures.base import check_finite, check_in_range
-from zoo.evaluation import count_batches
+from zoo.data.arrays import check_finite, check_in_range
+from zoo.data.batching import count_batches
 from zoo.errors import InvalidConfigError, InvalidDataError, TrainingDivergedError
+from zoo.runtime import backend, options
+from zoo.train import distribute, lora
 
 logger = logging.getLogger("zoo")
 
@@ -70,7 +71,7 @@ def finetune(
         unfreeze_at: with `freeze`, the epoch from which everything trains.
         lora_rank: train rank-r LoRA adapters on the dense, attention and
             convolution projections plus the head, and nothing else
-            (see `zoo.lora` to save, load and merge them).
+            (see `zoo.train.lora` to save, load and merge them).
         lora_alpha: LoRA scale numerator (default: the rank, i.e. scale 1).
         early_stopping: stop after this many epochs without improvement of
             `monitor` (needs `validation`).
@@ -87,7 +88,7 @@ def finetune(
         jit_compile: "auto", True or False: compile the training step (XLA on
             TensorFlow, `jax.jit` on JAX, `torch.compile` on PyTorch); "auto"
             picks what measured fastest on this backend and device (see
-            `zoo.backend.AUTO_JIT_COMPILE`). The model keeps the choice for its
+            `zoo.runtime.backend.AUTO_JIT_COMPILE`). The model keeps the choice for its
             later predictions and `generate()`.
         distribution: a strategy from `zoo.data_parallel()` or
             `zoo.model_parallel()` to train under; the same as calling
@@ -114,7 +115,7 @@ def finetune(
     ['accuracy', 'loss', 'val_accuracy', 'val_loss']
     """
     _check_arguments(model, schedule, freeze, unfreeze_at, lora_rank, early_stopping, validation, epochs)
-    backend.check_jit_compile(jit_compile)  # before LoRA or freezing touch the model
+    options.check_jit_compile(jit_compile)  # before LoRA or freezing touch the model
     train, train_steps = _as_fit_data(model, train, batch_size, steps_per_epoch, "train")
     if validation is not None:
         validation, _ = _as_fit_data(model, validation, batch_size, None, "validation")

@@ -14,7 +14,7 @@ One API over the engine each backend already has:
   `TPUStrategy`. Models must be created inside `strategy.scope()`.
 - PyTorch: one process per device started by `torchrun`; `data_parallel()`
   joins the process group (gloo on CPU, nccl on GPU) and `zoo.finetune` then
-  trains through DistributedDataParallel (see `zoo.torch_ddp`), because Keras'
+  trains through DistributedDataParallel (see `zoo.train.torch_ddp`), because Keras'
   own `fit` does not drive DDP.
 
 In every case `batch_size` stays the global batch size: each of N replicas
@@ -29,8 +29,8 @@ import logging
 import math
 import os
 
-from zoo import backend
 from zoo.errors import InvalidConfigError, UnsupportedBackendError
+from zoo.runtime import backend
 
 log = logging.getLogger("zoo")
 
@@ -191,7 +191,7 @@ def initialize_multihost(coordinator_address=None, num_processes=None, process_i
 def fit(model, **fit_options):
     """`model.fit(**fit_options)`, or the torch DDP loop when torch.distributed is initialized."""
     if backend.name() == "torch" and _torch_process_group_ready():
-        from zoo import torch_ddp
+        from zoo.train import torch_ddp
 
         return torch_ddp.fit(model, **fit_options)
     return model.fit(**fit_options)

@@ -1,8 +1,9 @@
 """Turn a data file into the inputs and targets of a given preset's model.
 
 `zoo finetune` and `zoo eval` use this: `data_files` reads what is on disk
-(tables, image folders, text), this module shapes it for the family at hand:
-feature count, image size, tokenization and sequence layout. It also says
+(tables, image folders, text), this module shapes it for the family at hand
+(whose class says, with `data_layout(config)`, which file it reads): feature
+count, image size, tokenization and sequence layout. It also says
 which config overrides a fresh (not pretrained) preset needs to fit the data.
 """
 
@@ -10,17 +11,25 @@ import dataclasses
 
 import numpy as np
 
-from zoo import data_files
-from zoo.architectures.base import PAD_ID, next_token_targets
+from zoo.data.arrays import next_token_targets
+from zoo.data import data_files
+from zoo.data.special_tokens import PAD_ID
 from zoo.errors import DataFileError
 
-TEXT_FAMILIES = ("lstm", "transformer-encoder", "transformer-decoder", "transformer")
-KIND_HINTS = {
-    "dense": "a .csv table of numeric feature columns with a --target column",
-    "cnn": "a folder of images in one sub-folder per class",
-    "classifier": "a .csv with a 'text' column and a --target label column",
+# A family's data layout -> the kind of file (data_files.detect_kind) it reads, and how to say it.
+LAYOUT_KINDS = {
+    "table": "table",
+    "images": "images",
+    "text-classifier": "text_csv",
+    "language-model": "text",
+    "text-pairs": "text_pairs",
+}
+LAYOUT_HINTS = {
+    "table": "a .csv table of numeric feature columns with a --target column",
+    "images": "a folder of images in one sub-folder per class",
+    "text-classifier": "a .csv with a 'text' column and a --target label column",
     "language-model": "a .txt file (one sample per paragraph)",
-    "transformer": "a .csv with 'source' and 'target' text columns",
+    "text-pairs": "a .csv with 'source' and 'target' text columns",
 }
 
 
@@ -50,6 +59,8 @@ def read_for_model(path, family, config, *, target=None, label_names=None, token
     """Read `path` into a `ModelData` for a model of `family` with `config`.
 
     Args:
+        family: the family's model class (`zoo.architectures.get_family(name)`):
+            its `data_layout(config)` says what the file must hold.
         target: the label / target column of a CSV.
         label_names: the model's classes, to map the file's labels onto them
             (evaluation); None takes the file's own classes (fine-tuning).
@@ -65,34 +76,36 @@ def read_for_model(path, family, config, *, target=None, label_names=None, token
     >>> folder = pathlib.Path(tempfile.mkdtemp())
     >>> _ = (folder / "t.csv").write_text("a,b,label\\n1,2,x\\n3,4,y\\n")
     >>> card = zoo.info("dense-tiny")
-    >>> data = read_for_model(folder / "t.csv", card.family, card.config, target="label", fit_inputs=True)
+    >>> family = zoo.architectures.get_family(card.family)
+    >>> data = read_for_model(folder / "t.csv", family, card.config, target="label", fit_inputs=True)
     >>> data.x.shape, data.label_names, data.overrides
     ((2, 2), ['x', 'y'], {'num_features': 2})
     """
     kind = data_files.detect_kind(path)
-    if family == "dense":
-        return _table(path, kind, config, target, label_names, fit_inputs, task, model_name)
+    layout, name = family.data_layout(config), family.family
+    if layout == "table":
+        return _table(path, kind, name, config, target, label_names, fit_inputs, task, model_name)
     if task is not None:
-        raise DataFileError(f"--task applies to dense presets; a {family} preset's task is fixed by the preset.")
-    if family == "cnn":
-        _expect(kind, "images", path, family, "cnn")
+        raise DataFileError(f"--task applies to dense presets; a {name} preset's task is fixed by the preset.")
+    if layout == "images":
+        _expect(kind, layout, path, name)
         images = data_files.read_image_folder(path, config["input_shape"])
         if label_names is None:
             return ModelData(images.x, images.y, images.label_names)
         return ModelData(images.x, _onto_classes(path, images, label_names), list(label_names))
-    if family not in TEXT_FAMILIES:
-        raise DataFileError(f"The zoo command cannot read data for the {family!r} family; use the Python API.")
-    if family == "lstm" and not config.get("vocab_size"):
-        raise DataFileError("This lstm preset reads feature sequences; the zoo command reads only text for it.")
-    data = _text(path, kind, family, config, target, label_names, tokenizer, max_length, vocab_size)
+    if layout == "feature-sequences":
+        raise DataFileError(f"This {name} preset reads feature sequences; the zoo command reads only text for it.")
+    if layout not in LAYOUT_KINDS:
+        raise DataFileError(f"The zoo command cannot read data for the {name!r} family; use the Python API.")
+    data = _text(path, kind, layout, name, config, target, label_names, tokenizer, max_length, vocab_size)
     if fit_inputs and data.tokenizer.vocabulary_size() != config["vocab_size"]:
         # A fresh model needs no embedding rows for ids its tokenizer never makes.
         data.overrides["vocab_size"] = data.tokenizer.vocabulary_size()
     return data
 
 
-def _table(path, kind, config, target, label_names, fit_inputs, task, model_name):
-    _expect(kind, "table", path, "dense", "dense")
+def _table(path, kind, family_name, config, target, label_names, fit_inputs, task, model_name):
+    _expect(kind, "table", path, family_name)
     if target is None:
         raise DataFileError(f"{path} is a table: name its label column with --target.")
     overrides = {}
@@ -116,29 +129,27 @@ def _table(path, kind, config, target, label_names, fit_inputs, task, model_name
     return ModelData(table.x, table.y, table.label_names, overrides)
 
 
-def _text(path, kind, family, config, target, label_names, tokenizer, max_length, vocab_size):
-    from zoo import tokenizers
+def _text(path, kind, layout, family_name, config, target, label_names, tokenizer, max_length, vocab_size):
+    from zoo.data import tokenizers
 
-    role = _text_role(family, config)
-    expected = {"classifier": "text_csv", "language-model": "text", "transformer": "text_pairs"}[role]
-    _expect(kind, expected, path, family, role)
-    if role == "classifier":
+    _expect(kind, layout, path, family_name)
+    if layout == "text-classifier":
         if target is None:
             raise DataFileError(f"{path}: name the label column with --target (the text column is 'text').")
         table = data_files.read_text_csv(path, target=target, label_names=label_names)
         texts, y, names = table.texts, table.y, table.label_names
-    elif role == "language-model":
+    elif layout == "language-model":
         texts, names = data_files.read_text_file(path), None
     else:
         texts, targets = data_files.read_text_pairs(path)
         names = None
     if tokenizer is None:
         vocab_size = min(vocab_size or config["vocab_size"], config["vocab_size"])
-        tokenizer = tokenizers.train_tokenizer(texts + (targets if role == "transformer" else []), vocab_size)
-    if role == "classifier":
+        tokenizer = tokenizers.train_tokenizer(texts + (targets if layout == "text-pairs" else []), vocab_size)
+    if layout == "text-classifier":
         length = min(max_length, config.get("max_length", max_length))
         return ModelData(tokenizers.encode(tokenizer, texts, length), y, names, tokenizer=tokenizer)
-    if role == "language-model":
+    if layout == "language-model":
         length = min(max_length, config.get("max_length", max_length))
         ids = tokenizers.encode(tokenizer, texts, length, add_start=True, add_end=True)
         return ModelData(ids, next_token_targets(ids), tokenizer=tokenizer)
@@ -167,16 +178,8 @@ def _onto_classes(path, images, label_names):
     return index[images.y]
 
 
-def _text_role(family, config):
-    if family == "transformer":
-        return "transformer"
-    if family == "transformer-decoder" or config.get("task") == "language_model":
-        return "language-model"
-    return "classifier"
-
-
-def _expect(kind, expected, path, family, role):
-    if kind != expected:
+def _expect(kind, layout, path, family_name):
+    if kind != LAYOUT_KINDS[layout]:
         raise DataFileError(
-            f"{path} reads as {kind.replace('_', ' ')} data, but a {family} preset needs {KIND_HINTS[role]}."
+            f"{path} reads as {kind.replace('_', ' ')} data, but a {family_name} preset needs {LAYOUT_HINTS[layout]}."
         )

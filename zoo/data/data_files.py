@@ -29,12 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.errors import (
-    DataFileError,
-    DataFileNotFoundError,
-    InvalidConfigError,
-    MissingDependencyError,
-)
+from zoo.errors import DataFileError, DataFileNotFoundError, InvalidConfigError, MissingDependencyError
 
 __all__ = [
     "DataFileError",

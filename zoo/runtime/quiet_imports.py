@@ -11,7 +11,7 @@ lines and writes everything else back:
   backend, so under JAX or PyTorch every transformer would print them. The
   import cannot be avoided without patching keras_hub, whose modules each keep
   their own reference to TensorFlow. Modules of the zoo take keras_hub from
-  here: `from zoo.quiet_imports import keras_hub`.
+  here: `from zoo.runtime.quiet_imports import keras_hub`.
 - the `zoo` command starts Keras (TensorFlow under its backend) through
   `quiet_startup()`.
 
@@ -96,7 +96,7 @@ def import_tensorflow_quietly():
 
 
 def __getattr__(name):
-    """`from zoo.quiet_imports import keras_hub`: keras_hub, imported on first
+    """`from zoo.runtime.quiet_imports import keras_hub`: keras_hub, imported on first
     use after TensorFlow was imported quietly (it would start it loudly)."""
     if name != "keras_hub":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,7 +2,7 @@
 
 Keras' `fit` trains one process on the data it is given. Under `torchrun`
 (an initialized `torch.distributed` process group, torch backend),
-`zoo.finetune` trains through `fit` below instead (zoo.distribute picks it):
+`zoo.finetune` trains through `fit` below instead (zoo.train.distribute picks it):
 
 - the training data is split across the processes ("ranks") by a torch
   `DistributedSampler`; `batch_size` is the GLOBAL batch, each of the N ranks
@@ -22,11 +22,11 @@ Launch one process per device, for instance on two CPU processes (gloo):
 
     torchrun --nproc_per_node 2 examples/distributed_torch.py
 
-This module imports torch; zoo.distribute imports it only under that backend.
+This module imports torch; zoo.train.distribute imports it only under that backend.
 """
 
-import numpy as np
 import keras
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import (

@@ -26,16 +26,12 @@ import logging
 from pathlib import Path
 
 import keras
-from zoo.quiet_imports import keras_hub
 import numpy as np
 
-from zoo.architectures.base import PAD_ID, token_id_matrix
+from zoo.data.arrays import token_id_matrix
+from zoo.data.special_tokens import END_ID, PAD_ID, RESERVED_TOKENS, START_ID, UNKNOWN_ID
 from zoo.errors import InvalidConfigError, InvalidPresetError, MissingDependencyError
-
-START_ID = 1
-END_ID = 2
-UNKNOWN_ID = 3
-RESERVED_TOKENS = ("[PAD]", "[START]", "[END]", "[UNK]")  # at ids 0, 1, 2, 3
+from zoo.runtime.quiet_imports import keras_hub
 
 logger = logging.getLogger("zoo")
 CONFIG_FILE = "tokenizer.json"
@@ -140,7 +136,7 @@ def save_tokenizer(tokenizer, folder):
     if not isinstance(tokenizer, keras_hub.tokenizers.WordPieceTokenizer):
         raise InvalidConfigError(
             f"save_tokenizer() writes keras_hub WordPieceTokenizers and zoo ByteTokenizers, got "
-            f"{type(tokenizer).__name__}; make one with zoo.tokenizers.train_tokenizer()."
+            f"{type(tokenizer).__name__}; make one with zoo.data.tokenizers.train_tokenizer()."
         )
     vocabulary = tokenizer.get_vocabulary()
     _check_reserved_tokens(vocabulary, InvalidConfigError, "this tokenizer")
@@ -186,7 +182,7 @@ def load_tokenizer(folder, listed=None):
         raise InvalidPresetError(
             f"{config_path} describes a tokenizer but {vocabulary_path} is missing"
             f"{'' if listed is None else ' or not in the manifest'}; "
-            "save the tokenizer again with zoo.tokenizers.save_tokenizer()."
+            "save the tokenizer again with zoo.data.tokenizers.save_tokenizer()."
         )
     with open(vocabulary_path, encoding="utf-8", newline="") as file:
         # split("\n"), not splitlines(): a word piece may hold other Unicode line breaks.
@@ -317,7 +313,7 @@ def _check_reserved_tokens(vocabulary, error_class, where):
         raise error_class(
             f"{where} must start with the reserved tokens {list(RESERVED_TOKENS)} "
             f"(ids 0-3, the zoo's padding/start/end/unknown ids), but starts with "
-            f"{list(reserved)}; train it with zoo.tokenizers.train_tokenizer()."
+            f"{list(reserved)}; train it with zoo.data.tokenizers.train_tokenizer()."
         )
 
 
@@ -331,7 +327,7 @@ def _read_config(config_path):
         raise InvalidPresetError(
             f"{config_path} names tokenizer type {found!r}, which this keras-zoo does not "
             f"know (known: {', '.join(TOKENIZER_TYPES)}); upgrade keras-zoo or save the "
-            "tokenizer again with zoo.tokenizers.save_tokenizer()."
+            "tokenizer again with zoo.data.tokenizers.save_tokenizer()."
         )
     options = config.get("options", {})
     allowed = TOKENIZER_OPTIONS[config["type"]]

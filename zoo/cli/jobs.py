@@ -7,38 +7,24 @@ from pathlib import Path
 import keras
 
 import zoo
-from zoo import data_files, hub, model_data, presets, quiet_imports, registry
+from zoo.architectures import get_family
 from zoo.architectures.config import config_to_dict
+from zoo.data import data_files, model_data
 from zoo.errors import DataFileError, InvalidConfigError
-
-
-def describe_source(name, pretrained=True):
-    """`(family, config, pretrained, folder or None)` of a preset name or source,
-    read without building the model; with `pretrained` False, its architecture
-    alone (no weights, no folder)."""
-    source = hub.parse_source(name)
-    if source.kind == "builtin":
-        card = registry.info(name)
-        pretrained = pretrained and card.pretrained
-        return card.family, card.config, pretrained, hub.resolve_builtin(card) if pretrained else None
-    if source.kind == "keras-file":
-        model = zoo.load(name)
-        return model.family, config_to_dict(model.zoo_config), pretrained, None
-    folder = hub.resolve(source)
-    family, config = presets.read_config(folder)
-    return family, config, pretrained, folder if pretrained else None
+from zoo.hub import folder_format, loader
+from zoo.runtime import quiet_imports
 
 
 def finetune_job(args, console):
     # Said before training, not after it.
-    presets.check_writable_folder(args.out, args.overwrite, hint="choose another --out or pass --overwrite")
+    folder_format.check_writable_folder(args.out, args.overwrite, hint="choose another --out or pass --overwrite")
     quiet_imports.import_tensorflow_quietly()  # set_random_seed seeds TensorFlow too
     keras.utils.set_random_seed(args.seed)
-    family, config, pretrained, folder = describe_source(args.name, args.pretrained)
-    tokenizer = _tokenizer_of(folder)
+    preset = loader.locate(args.name, args.pretrained)
+    pretrained = preset.pretrained
     with console.status(f"reading {args.data}"):
         data = model_data.read_for_model(
-            args.data, family, config, target=args.target, tokenizer=tokenizer,
+            args.data, get_family(preset.family), preset.config, target=args.target, tokenizer=preset.tokenizer(),
             fit_inputs=not pretrained, max_length=args.max_length, task=args.task, model_name=args.name,
         )
     if data.label_names is not None and len(data.label_names) < 2:
@@ -58,11 +44,11 @@ def finetune_job(args, console):
         highlight=False,
     )
 
-    model = zoo.load(args.name, pretrained=pretrained, label_names=data.label_names, **data.overrides)
+    model = loader.build_located(preset, label_names=data.label_names, **data.overrides)
     check_training_options(args, model)
     model.tokenizer = data.tokenizer or model.tokenizer
-    if family == "dense" and not pretrained:
-        model.get_layer("normalization").adapt(train.x)  # a fresh model learns the data's scale
+    if not pretrained:
+        model.adapt_to_data(train.x)
     history = zoo.finetune(
         model, (train.x, train.y), (validation.x, validation.y),
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
@@ -80,7 +66,7 @@ def finetune_job(args, console):
     report.print(console)
     with tempfile.TemporaryDirectory() as report_dir:
         report_files = report.save(report_dir, history=history)
-        out = presets.save_preset(
+        out = zoo.save_preset(
             model, args.out, overwrite=args.overwrite,
             assets={f"report/{Path(f).name}": f for f in report_files},
             dataset=str(args.data), finetuned_from=args.name,
@@ -100,14 +86,14 @@ def eval_job(args, console):
     model = zoo.load(args.name)
     if args.data is None:
         return published_eval(model, args.name, console)
-    if model.family in model_data.TEXT_FAMILIES and model.tokenizer is None:
+    if model.sequence_inputs and model.tokenizer is None:
         raise DataFileError(
             f"{args.name} has no tokenizer, so it cannot read text. Fine-tune it on your text with "
             "`zoo finetune`, which trains a tokenizer and saves it with the preset."
         )
     with console.status(f"reading {args.data}"):
         data = model_data.read_for_model(
-            args.data, model.family, config_to_dict(model.zoo_config), target=args.target,
+            args.data, type(model), config_to_dict(model.zoo_config), target=args.target,
             label_names=model.label_names, tokenizer=model.tokenizer,
             max_length=args.max_length, model_name=args.name,
         )
@@ -123,7 +109,7 @@ def eval_job(args, console):
 def check_training_options(args, model):
     """What zoo.finetune would refuse about --freeze and --lora-rank, said in
     the command line's words."""
-    from zoo import training
+    from zoo.train import finetuning
 
     if args.lora_rank and args.freeze != "none":
         raise InvalidConfigError("--lora-rank already trains only the adapters and the head; drop --freeze.")
@@ -132,7 +118,7 @@ def check_training_options(args, model):
             f"--freeze backbone needs a separate head, and a {model.family} preset has none (its output "
             "is tied to the token embedding). Use --freeze N (layers) or --lora-rank instead."
         )
-    layers = len(training.backbone_layers(model))
+    layers = len(finetuning.backbone_layers(model))
     if isinstance(args.freeze, int) and args.freeze > layers:
         raise InvalidConfigError(
             f"--freeze {args.freeze}: {args.name} has {layers} layer(s) with weights before its head; "
@@ -145,14 +131,14 @@ def check_report_folder(folder):
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise FileExistsError(f"--out {folder} is a file; give a folder for report.json, report.md and the plots.")
-    presets.check_creatable(folder)
+    folder_format.check_creatable(folder)
 
 
 def published_eval(model, name, console):
     """Recompute a pretrained preset's published metrics; exit 1 if one drifts past its tolerance."""
     from rich.table import Table
 
-    from zoo import published
+    from zoo.eval import published
 
     published.published_metrics(model)  # a clear error for presets without published figures
     changed = published.data_changed(model)
@@ -177,8 +163,3 @@ def published_eval(model, name, console):
         return 0
     console.print("[red]the published figures do not hold on this machine and backend[/]")
     return 1
-
-
-def _tokenizer_of(folder):
-    return None if folder is None else presets.read_tokenizer(folder, presets.read_manifest(folder))
-

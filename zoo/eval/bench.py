@@ -128,7 +128,7 @@ def benchmark(name, mode="train", batch_size=32, length=None, jit_compile="auto"
     >>> result.samples_per_s > 0 and result.steps >= 2
     True
     """
-    from zoo import backend
+    from zoo.runtime import backend
 
     _check_arguments(mode, batch_size, length, min_seconds)
     model, x, run_steps, load_s = _prepare(name, mode, batch_size, length, jit_compile)
@@ -166,7 +166,8 @@ def profile(name, mode="train", batch_size=32, length=None, jit_compile="auto", 
     import io
     import pstats
 
-    from zoo import backend
+    from zoo.eval import profiling
+    from zoo.runtime import backend
 
     _check_arguments(mode, batch_size, length, 1.0)
     model, _, run_steps, _ = _prepare(name, mode, batch_size, length, jit_compile)
@@ -179,7 +180,7 @@ def profile(name, mode="train", batch_size=32, length=None, jit_compile="auto", 
     text = io.StringIO()
     text.write(f"{name} {mode} on {backend.versions()}, jit {model.jit_compile}, batch {batch_size}, {steps} steps\n")
     pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(top)
-    text.write(backend.operator_profile(run_steps, steps, top))
+    text.write(profiling.operator_profile(run_steps, steps, top))
     return text.getvalue()
 
 
@@ -212,7 +213,7 @@ def _prepare(name, mode, batch_size, length, jit_compile):
     `zoo.load` took: what benchmark() times and profile() profiles."""
     import keras
 
-    from zoo import loader
+    from zoo.hub import loader
 
     start = time.perf_counter()
     model = loader.load(name, jit_compile=jit_compile)
@@ -227,7 +228,7 @@ def _prepare(name, mode, batch_size, length, jit_compile):
 def bench_batch(model, batch_size, length=None):
     """`model.example_batch` of `batch_size` rows; sequence families get
     `length` tokens per row (default 64, at most the preset's longest)."""
-    if model.family in ("dense", "cnn"):
+    if not model.sequence_inputs:
         if length is not None:
             raise InvalidConfigError(f"--length is for sequence models; {model.family!r} inputs have no length.")
         check_batch_fits(model.zoo_config, model.family, batch_size)
@@ -281,4 +282,3 @@ def _check_arguments(mode, batch_size, length, min_seconds):
         raise InvalidConfigError(f"length={length!r}: use a positive whole number of tokens, e.g. 64.")
     if not min_seconds > 0:
         raise InvalidConfigError(f"min_seconds={min_seconds!r}: use a positive number of seconds.")
-

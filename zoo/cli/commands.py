@@ -88,31 +88,31 @@ def info_command(args, console):
 
 
 def download_command(args, console):
-    from zoo import hub
+    from zoo.hub import cache, resolving, sources
 
-    source = hub.parse_source(args.source)
-    folder = hub.resolve(source, quiet=True if args.quiet else None, repair=True)
-    if not hub.is_cached(source):  # a cache entry was built and loaded before it became one
-        hub.check_loads(folder)
+    source = sources.parse_source(args.source)
+    folder = resolving.resolve(source, quiet=True if args.quiet else None, repair=True)
+    if not cache.is_cached(source):  # a cache entry was built and loaded before it became one
+        cache.check_loads(folder)
     console.print(f"{args.source} -> {folder}", highlight=False)
     return 0
 
 
 def cache_command(args, console):
-    from zoo import hub
+    from zoo.hub import cache
 
     if args.action == "dir":
-        console.print(str(hub.cache_root()), highlight=False)
+        console.print(str(cache.cache_root()), highlight=False)
         return 0
     if args.action == "clear":
-        removed = hub.clear_cache(args.name)
-        console.print(f"removed {len(removed)} cache entr{'y' if len(removed) == 1 else 'ies'} from {hub.cache_root()}")
+        removed = cache.clear_cache(args.name)
+        console.print(f"removed {len(removed)} cache entr{'y' if len(removed) == 1 else 'ies'} from {cache.cache_root()}")
         return 0
-    entries = hub.cache_entries()
+    entries = cache.cache_entries()
     if not entries:
-        console.print(f"the cache is empty ({hub.cache_root()})")
+        console.print(f"the cache is empty ({cache.cache_root()})")
         return 0
-    table = Table(title=f"{len(entries)} cached presets in {hub.cache_root()}", title_justify="left")
+    table = Table(title=f"{len(entries)} cached presets in {cache.cache_root()}", title_justify="left")
     for column in ("entry", "source", "size", "fetched", "status" if args.action == "verify" else ""):
         if column:
             table.add_column(column, justify="right" if column == "size" else "left")
@@ -120,11 +120,11 @@ def cache_command(args, console):
     for entry, record in entries:
         size = sum(p.stat().st_size for p in entry.rglob("*") if p.is_file())
         source = record.get("label") or record.get("location")
-        row = [entry.name, str(source or f"(unreadable {hub.SOURCE_FILE})"), human_count(size) + "B",
+        row = [entry.name, str(source or f"(unreadable {cache.SOURCE_FILE})"), human_count(size) + "B",
                str(record.get("fetched_at", "?"))]
         if args.action == "verify":
             try:
-                hub.verify_entry(entry, source)
+                cache.verify_entry(entry, source)
                 row.append("[green]ok[/]")
             except (ZooError, OSError) as error:
                 failures += 1
@@ -139,21 +139,21 @@ def demo_command(args, console):
         if Path(args.preset).exists():
             raise ZooError(f"zoo demo runs a built-in preset; for {args.preset}, use `zoo eval {args.preset} --data ...`.")
         registry.info(args.preset)  # the closest names
-    from zoo import demo  # imports Keras and the backend
+    from zoo.cli import demo
 
     return demo.run(console, args.preset)
 
 
 def finetune_command(args, console):
-    from zoo import cli_jobs  # imports Keras and the backend
+    from zoo.cli import jobs
 
-    return cli_jobs.finetune_job(args, console)
+    return jobs.finetune_job(args, console)
 
 
 def eval_command(args, console):
-    from zoo import cli_jobs
+    from zoo.cli import jobs
 
-    return cli_jobs.eval_job(args, console)
+    return jobs.eval_job(args, console)
 
 
 JIT_CHOICES = {"auto": "auto", "on": True, "off": False}
@@ -167,7 +167,7 @@ def bench_command(args, console):
         return subprocess.call([sys.executable, "-m", "zoo", *argv], env=environment)
     if args.backend:
         os.environ["KERAS_BACKEND"] = args.backend
-    from zoo import bench  # imports Keras and the backend
+    from zoo.eval import bench
 
     modes = ("train", "infer") if args.mode == "both" else (args.mode,)
     if args.profile:
@@ -190,13 +190,13 @@ def bench_command(args, console):
 
 def _check_profile_path(path):
     """Said before the benchmark runs, not after."""
-    from zoo import presets
+    from zoo.hub import folder_format
 
     if path.is_dir():
         raise IsADirectoryError(f"--profile {path} is a folder; give the name of a file to write.")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"--profile {path}: the folder {path.parent} does not exist.")
-    presets.check_creatable(path)
+    folder_format.check_creatable(path)
 
 
 def _can_use_backend(backend):
@@ -372,7 +372,7 @@ def main(argv=None):
     try:
         check_environment()
         if args.command in KERAS_COMMANDS:
-            from zoo import quiet_imports
+            from zoo.runtime import quiet_imports
 
             quiet_imports.quiet_startup()
         return args.run(args, console)

@@ -3,7 +3,7 @@
 A pretrained preset's metadata.json records the data set it learned from
 (name, split rule, sha256 of each split), the `sequence_length` its text is cut
 to, and its published metrics on the held-out test split with the trivial
-baseline beside them. This module turns a `zoo.datasets` split into the arrays
+baseline beside them. This module turns a `zoo.data.datasets` split into the arrays
 a model takes, recomputes the headline metrics (`reproduce`), and checks the
 preset's reference outputs (`check_parity`).
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo import datasets
+from zoo.data import datasets
 from zoo.errors import InvalidConfigError
 
 # The metrics a task is published with, and how far a recomputation may drift
@@ -69,7 +69,7 @@ def evaluation_data(model, dataset, split="test"):
     if task in ("classification", "image-classification"):
         return examples.inputs, examples.targets
     tokenizer = _tokenizer(model)
-    from zoo import tokenizers
+    from zoo.data import tokenizers
 
     if task == "text-classification":
         return tokenizers.encode(tokenizer, examples.inputs, _sequence_length(model)), examples.targets
@@ -98,7 +98,7 @@ def language_model_windows(tokenizer, documents, length):
 def seq2seq_arrays(model, tokenizer, sources, targets):
     """Encoder ids of `sources`, decoder inputs (start + target) and decoder
     targets (target + end) of `targets`, at the model's maximum lengths."""
-    from zoo import tokenizers
+    from zoo.data import tokenizers
 
     config = model.zoo_config
     encoder = tokenizers.encode(tokenizer, sources, config.encoder_max_length, add_end=True)
@@ -164,7 +164,7 @@ def _unigram_baseline(train, test):
 
 
 def _copy_input_baseline(test):
-    from zoo.evaluation import total_edit_distance
+    from zoo.eval.scorers import total_edit_distance
 
     references = [list(target) for target in test.targets]
     hypotheses = [list(source) for source in test.inputs]
@@ -184,9 +184,9 @@ def reproduce(name, split="test", verbose=False):
     Returns one `Comparison` per headline metric. `zoo eval NAME` prints them;
     `data_changed(name)` says whether the local data differ from the published.
     """
-    import zoo
+    from zoo.hub.loader import load
 
-    model = name if hasattr(name, "preset_metadata") else zoo.load(name)
+    model = name if hasattr(name, "preset_metadata") else load(name)
     published = published_metrics(model, split)
     dataset = datasets.load_dataset(model.preset_metadata["dataset"]["name"])
     measured = score(model, dataset, split, verbose=verbose)
@@ -199,12 +199,12 @@ def reproduce(name, split="test", verbose=False):
 def score(model, dataset, split="test", limit=None, verbose=False):
     """The headline metrics of `model` on `dataset`'s `split` (its first
     `limit` examples when given), as `{metric: value}`."""
-    import zoo
+    from zoo.eval.evaluation import evaluate
 
     x, y = evaluation_data(model, dataset, split)
     if limit is not None:
         x, y = first_rows(x, limit), y[:limit]
-    report = zoo.evaluate(model, (x, y), batch_size=EVALUATION_BATCH.get(model.task, 64), verbose=verbose)
+    report = evaluate(model, (x, y), batch_size=EVALUATION_BATCH.get(model.task, 64), verbose=verbose)
     return headline(report)
 
 

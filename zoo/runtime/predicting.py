@@ -26,8 +26,8 @@ import keras
 import numpy as np
 from keras import tree
 
-from zoo import backend
 from zoo.errors import InvalidConfigError
+from zoo.runtime import backend
 
 
 def in_place_call(model, x, steps):

@@ -13,7 +13,9 @@ import numpy as np
 from rich.table import Table
 
 import zoo
-from zoo import datasets, published, quiet_imports
+from zoo.data import datasets
+from zoo.eval import published
+from zoo.runtime import quiet_imports
 
 TABULAR_PRESET = "dense-small.breast-cancer"
 EXAMPLE_TEXT = {

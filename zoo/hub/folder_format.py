@@ -10,17 +10,18 @@
 A folder is verified against its manifest before anything in it is read, only
 the files the manifest lists are ever read, and its family must be registered
 before anything is built.
+
+This module reads and checks the folder's files and imports no Keras;
+zoo/hub/models.py builds models from folders and saves them as folders.
 """
 
 import dataclasses
-import datetime
 import hashlib
 import json
 import logging
 import os
 import shutil
 import uuid
-import warnings
 from pathlib import Path
 
 from zoo.errors import ChecksumError, InvalidPresetError
@@ -46,73 +47,6 @@ def sha256_of(path, chunk_size=1 << 20):
         for chunk in iter(lambda: file.read(chunk_size), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def save_preset(model, folder, *, assets=None, overwrite=False, **metadata):
-    """Write `model` as a preset folder that `zoo.load(folder)` reads back.
-
-    Args:
-        model: a zoo model (from `zoo.load` or a family class); its tokenizer,
-            if it has one, is saved in `assets/tokenizer/`.
-        folder: where to write; created atomically (written beside it, then renamed).
-        assets: optional `{name: path}` of files to ship in `assets/`.
-        overwrite: replace an existing folder.
-        **metadata: JSON-serialisable facts to record, e.g. `dataset="digits"`,
-            `metrics={"accuracy": 0.97}`, `label_names=[...]`, `license="MIT"`.
-
-    Example:
-    >>> import tempfile, zoo
-    >>> model = zoo.load("dense-tiny")
-    >>> folder = zoo.save_preset(model, tempfile.mkdtemp() + "/my-dense", dataset="example")
-    >>> zoo.load(folder).count_params() == model.count_params()
-    True
-    """
-    import keras
-
-    from zoo.architectures.base import ZooModel
-    from zoo.architectures.config import config_to_dict
-
-    if not isinstance(model, ZooModel):
-        raise TypeError(
-            f"save_preset() takes a zoo model (from zoo.load or a zoo family class), "
-            f"not {type(model).__name__}; save other Keras models with model.save()."
-        )
-    folder = Path(folder)
-    check_writable_folder(folder, overwrite, hint="pass overwrite=True to replace it")
-    _check_json("metadata", metadata)
-
-    staging = folder.parent / f".{folder.name}.partial-{uuid.uuid4().hex[:8]}"
-    staging.mkdir(parents=True)
-    try:
-        _write_json(staging / CONFIG_FILE, {
-            "format_version": FORMAT_VERSION,
-            "family": model.family,
-            "config": config_to_dict(model.zoo_config),
-        })
-        save_model_weights(model, staging / WEIGHTS_FILE)
-        for name, source in (assets or {}).items():
-            target = staging / ASSETS_DIR / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
-        if model.tokenizer is not None:
-            from zoo import tokenizers
-
-            tokenizers.save_tokenizer(model.tokenizer, staging / TOKENIZER_DIR)
-        _write_json(staging / METADATA_FILE, {
-            **METADATA_DEFAULTS,
-            **_carried_metadata(model),
-            "zoo_version": _zoo_version(),
-            "keras_version": keras.__version__,
-            "backend": keras.backend.backend(),
-            "saved_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "params": int(model.count_params()),
-            **metadata,
-        })
-        write_manifest(staging)
-        replace_folder(staging, folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return folder
 
 
 def check_writable_folder(folder, overwrite, hint):
@@ -153,24 +87,6 @@ def check_creatable(path):
         raise PermissionError(f"Cannot write {path}: {existing} does not take new files ({error.strerror}).") from None
 
 
-def save_model_weights(model, path):
-    """The model's own weights, without the optimizer state (Adam's two
-    moments: twice the model's size) that Keras saves with a compiled model."""
-    from zoo.architectures import build
-    from zoo.architectures.config import config_to_dict
-
-    if getattr(model, "optimizer", None) is None:
-        model.save_weights(path)
-        return
-    bare = build(model.family, config_to_dict(model.zoo_config), name=model.name)
-    weights = model.get_weights()
-    if len(weights) != len(bare.weights):  # extra variables (LoRA adapters): save them as they are
-        model.save_weights(path)
-        return
-    bare.set_weights(weights)
-    bare.save_weights(path)
-
-
 @dataclasses.dataclass(frozen=True)
 class ManifestEntry:
     """What the manifest says of one file."""
@@ -187,14 +103,14 @@ def write_manifest(folder):
         for path in sorted(folder.rglob("*"))
         if path.is_file() and path.name != MANIFEST_FILE
     }
-    _write_json(folder / MANIFEST_FILE, {"format_version": MANIFEST_FORMAT_VERSION, "files": files})
+    write_json(folder / MANIFEST_FILE, {"format_version": MANIFEST_FORMAT_VERSION, "files": files})
     return files
 
 
 def read_manifest(folder):
     """`{relative path: ManifestEntry}` of a preset folder, validated (no hashing)."""
     path = Path(folder) / MANIFEST_FILE
-    manifest = _read_json(path)
+    manifest = read_json(path)
     files = manifest.get("files") if isinstance(manifest, dict) else None
     if not isinstance(files, dict):
         raise InvalidPresetError(f"{path} must hold {{'files': {{path: {{'sha256': ..., 'size': ...}}}}}}.")
@@ -223,15 +139,23 @@ def _manifest_entry(path, name, value):
     return ManifestEntry(digest.lower(), size)
 
 
-def verify_folder(folder, *, exact=False, ignore=(), links_outside=False):
+def verify_folder(folder, *, exact=False, ignore=(), links_outside=False, hint=None):
     """Check every file the manifest lists against its size and sha256; return
     the manifest. A listed file that is a link to somewhere outside the folder
     is refused unless `links_outside` (a hub's own cache links into its blob
     store). With `exact`, a file the manifest does not list (other than the
     names in `ignore`) or any link is an error too: a cache entry holds
-    nothing else. The errors say what is wrong; `zoo.hub` adds what to do
-    about the kind of folder at hand."""
-    folder = Path(folder)
+    nothing else. The errors say what is wrong, then `hint`: what to do about
+    the kind of folder at hand."""
+    try:
+        return _verify_folder(Path(folder), exact, ignore, links_outside)
+    except (ChecksumError, InvalidPresetError) as error:
+        if hint is None:
+            raise
+        raise type(error)(f"{error} {hint}") from None
+
+
+def _verify_folder(folder, exact, ignore, links_outside):
     files = read_manifest(folder)
     for name, entry in files.items():
         _check_link(folder, name, allowed="none" if exact else "any" if links_outside else "inside")
@@ -280,7 +204,7 @@ def read_config(folder):
     from zoo.errors import InvalidConfigError
 
     path = Path(folder) / CONFIG_FILE
-    data = _read_json(path)
+    data = read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("family"), str) or not isinstance(data.get("config"), dict):
         raise InvalidPresetError(f"{path} must hold {{'family': str, 'config': {{...}}}}.")
     if data.get("format_version") != FORMAT_VERSION:
@@ -305,148 +229,10 @@ def read_config(folder):
 def read_metadata(folder):
     """metadata.json of a preset folder: a JSON object ({} when there is none)."""
     path = Path(folder) / METADATA_FILE
-    metadata = _read_json(path) if path.exists() else {}
+    metadata = read_json(path) if path.exists() else {}
     if not isinstance(metadata, dict):
         raise InvalidPresetError(f"{path} must hold a JSON object of facts, got {type(metadata).__name__}.")
     return metadata
-
-
-def check_label_names(metadata, model, path):
-    """The metadata's label_names, if any, must name each output class once."""
-    names = metadata.get("label_names")
-    if names is None:
-        return
-    classes = model.output_shape[-1] if "classification" in model.task else None
-    if not (isinstance(names, list) and all(isinstance(name, str) for name in names)
-            and len(set(names)) == len(names) == classes):
-        raise InvalidPresetError(
-            f"{path}: label_names must be {classes} distinct strings, one per output class of the "
-            f"model, got {names!r}."
-        )
-
-
-def build_from_folder(folder, num_classes=None, name=None, **overrides):
-    """Build the model of a verified preset folder and load its weights.
-
-    `folder` is one `zoo.hub.resolve` returned: checked against its manifest.
-    Only the files the manifest lists are read. With `num_classes` or config
-    overrides the model is rebuilt to the new config and keeps every
-    pretrained weight whose shape still fits; the layers that start fresh (a
-    new head) are logged on the "zoo" logger.
-    """
-    from zoo.architectures import build
-
-    folder = Path(folder)
-    files = read_manifest(folder)
-    family, config = read_config(folder)
-    check_weights_file(folder / WEIGHTS_FILE, family, config)
-    model = build(family, config, name=name)
-    load_weights_file(model, folder / WEIGHTS_FILE)
-    metadata = read_metadata(folder) if METADATA_FILE in files else {}
-    check_label_names(metadata, model, folder / METADATA_FILE)
-    model = rebuilt(model, num_classes, overrides, folder.name)
-    model.preset_metadata = metadata
-    model.tokenizer = read_tokenizer(folder, files)
-    return model
-
-
-def read_tokenizer(folder, files):
-    """The tokenizer in `assets/tokenizer/` when the manifest `files` list it, else None."""
-    listed = {name.removeprefix(TOKENIZER_DIR + "/") for name in files if name.startswith(TOKENIZER_DIR + "/")}
-    if not listed:
-        return None
-    from zoo import tokenizers
-
-    return tokenizers.load_tokenizer(Path(folder) / TOKENIZER_DIR, listed=listed)
-
-
-def check_weights_file(path, family, config):
-    """Refuse a weights file too small to hold the weights `config` describes,
-    before the model is built: config and weights must belong together, and a
-    hostile config must not make the backend allocate what the file cannot fill."""
-    from zoo.architectures import config_of
-
-    family_config = config_of(family, config)
-    if not hasattr(family_config, "weight_count"):
-        return  # a registered family that does not say its size
-    needed = 4 * family_config.weight_count()  # float32
-    size = Path(path).stat().st_size
-    if size < needed:
-        raise InvalidPresetError(
-            f"{path} holds {size:,} bytes, but config.json describes {needed // 4:,} float32 weights "
-            f"({needed:,} bytes): the files do not belong together, or the weights file is cut "
-            "short. Fetch the preset again."
-        )
-
-
-def load_weights_file(model, path):
-    """`model.load_weights(path)`, with an error that names the file when it
-    is not a Keras weights file of this architecture, or holds NaN or
-    infinite weights (a model that can only answer NaN, or on TensorFlow a
-    constant, is refused before anyone trusts its predictions)."""
-    import keras
-    import numpy as np
-
-    try:
-        with warnings.catch_warnings():  # Keras warns, then raises, about what did not load
-            warnings.simplefilter("ignore")
-            model.load_weights(path)
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
-        reason = " ".join(str(error).split())[:400] or type(error).__name__
-        raise InvalidPresetError(
-            f"{path} could not be loaded as the weights of this preset ({reason}). The file is "
-            "damaged or does not belong to config.json; fetch the preset again."
-        ) from None
-    broken = [variable.path for variable in model.weights
-              if not np.isfinite(keras.ops.convert_to_numpy(variable)).all()]
-    if broken:
-        raise InvalidPresetError(
-            f"{path} holds NaN or infinite weights ({', '.join(broken[:3])}{' ...' if len(broken) > 3 else ''}): "
-            "the model could only predict nonsense. Fetch the preset again, or retrain it."
-        )
-
-
-def rebuilt(model, num_classes, overrides, label):
-    """`model` built again with a new `num_classes` or config `overrides`,
-    keeping every weight whose shape still fits (the layers that start fresh,
-    such as a new head, are logged on the "zoo" logger); `model` itself when
-    nothing changes."""
-    from zoo.architectures import build
-    from zoo.architectures.config import config_to_dict
-
-    if num_classes is None and not overrides:
-        return model
-    changed = build(model.family, config_to_dict(model.zoo_config), num_classes=num_classes,
-                    name=model.name, **overrides)
-    fresh = copy_matching_weights(model, changed)
-    if fresh:
-        logger.warning(
-            "%s: new layers, randomly initialised (not in the preset or of another shape): %s. "
-            "Every other layer keeps its pretrained weights; fine-tune before use (zoo.finetune).",
-            label, "; ".join(fresh),
-        )
-    return changed
-
-
-def copy_matching_weights(source, target):
-    """Copy each layer's weights from `source` to the same-named layer of
-    `target` where every shape matches; describe the layers left as they were."""
-    fresh = []
-    for layer in target.layers:
-        if not layer.weights:
-            continue
-        try:
-            weights = source.get_layer(layer.name).get_weights()
-        except ValueError:  # no such layer in the source model
-            fresh.append(f"{layer.name} (new)")
-            continue
-        shapes = [tuple(w.shape) for w in layer.weights]
-        if [tuple(w.shape) for w in weights] != shapes:
-            before = ", ".join(str(tuple(w.shape)) for w in weights)
-            fresh.append(f"{layer.name} ({before} -> {', '.join(map(str, shapes))})")
-            continue
-        layer.set_weights(weights)
-    return fresh
 
 
 def replace_folder(staging, folder):
@@ -463,22 +249,11 @@ def replace_folder(staging, folder):
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _carried_metadata(model):
-    """What a model's own preset metadata passes on to a preset saved from it:
-    the facts about its outputs, not the provenance of the folder it came from."""
-    carried = {}
-    metadata = getattr(model, "preset_metadata", None) or {}
-    for key in ("label_names", "license"):
-        if metadata.get(key) is not None:
-            carried[key] = metadata[key]
-    return carried
-
-
-def _write_json(path, data):
+def write_json(path, data):
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def _read_json(path):
+def read_json(path):
     try:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
@@ -488,14 +263,8 @@ def _read_json(path):
         raise InvalidPresetError(f"{path} is not valid JSON: {error}.") from None
 
 
-def _check_json(what, value):
+def check_json(what, value):
     try:
         json.dumps(value)
     except TypeError as error:
         raise TypeError(f"{what} must be JSON-serialisable: {error}") from None
-
-
-def _zoo_version():
-    from zoo import __version__
-
-    return __version__

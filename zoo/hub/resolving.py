@@ -1,0 +1,60 @@
+"""A source -> a verified local preset folder: bundled with the package,
+used in place, fetched through the Hugging Face or Kaggle libraries, or
+downloaded into the zoo's cache. Every folder is verified against its
+manifest before it is returned, and nothing else hashes it again.
+"""
+
+from pathlib import Path
+
+from zoo import registry, settings
+from zoo.errors import InvalidPresetError, ZooError
+from zoo.hub import cache, folder_format, hosted, sources
+
+
+def resolve(source, *, quiet=None, repair=False):
+    """A verified local preset folder for `source`, downloading it if needed.
+
+    With `repair`, a cache entry that no longer verifies is fetched again
+    instead of raising (what `zoo download` does).
+    """
+    source = source if isinstance(source, sources.Source) else sources.parse_source(source)
+    if source.kind == "builtin":
+        return resolve_builtin(registry.info(source.location), quiet=quiet, repair=repair)
+    if source.kind == "folder":
+        folder_format.verify_folder(source.location, hint="The folder is damaged: copy or save the preset again.")
+        return Path(source.location)
+    if source.kind == "keras-file":
+        raise InvalidPresetError(
+            f"{source.location} is a Keras model file, not a preset folder: zoo.load() reads it as it "
+            "is, and there is nothing to download. To make it a preset: "
+            "zoo.save_preset(zoo.load(path), folder)."
+        )
+    if source.kind == "hf":
+        return hosted.from_hugging_face(source.location)
+    if source.kind == "kaggle":
+        return hosted.from_kaggle(source.location)
+    return cache.fetch_into_cache(source, quiet=quiet, repair=repair)
+
+
+def resolve_builtin(card, *, quiet=None, repair=False):
+    """The weights folder of a built-in card: bundled with the package, else
+    fetched from $ZOO_MIRROR and pinned by the card's manifest hash."""
+    if not card.pretrained:
+        raise ZooError(
+            f"Preset {card.name!r} has no pretrained weights, so there is nothing to fetch: "
+            f"zoo.load({card.name!r}) builds it freshly initialised."
+        )
+    folder_name, pin = card.weights["folder"], card.weights["manifest_sha256"]
+    bundled = registry.builtin_cards_folder() / folder_name
+    if bundled.is_dir():
+        cache.check_pin(bundled / folder_format.MANIFEST_FILE, pin)
+        folder_format.verify_folder(bundled, hint="The installation is damaged: reinstall keras-zoo.")
+        return bundled
+    mirror = settings.mirror()
+    if not mirror:
+        raise ZooError(
+            f"The weights of {card.name!r} are not bundled with this installation and ZOO_MIRROR "
+            "is not set. Set ZOO_MIRROR to a server hosting the preset folders, or reinstall keras-zoo."
+        )
+    url = f"{mirror.rstrip('/')}/{folder_name}/"
+    return cache.fetch_into_cache(sources.Source("http-folder", url, pin), quiet=quiet, label=card.name, repair=repair)
