@@ -12,8 +12,9 @@ import keras
 import pytest
 
 import zoo
-from zoo import backend, bench, cli
+from zoo.cli import commands
 from zoo.errors import InvalidConfigError
+from zoo.eval import bench, profiling
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
@@ -81,13 +82,13 @@ def test_bad_arguments_are_named(arguments, message):
 
 
 def test_command_prints_json(capsys):
-    assert cli.main(["bench", "dense-tiny", "--mode", "infer", "--min-seconds", "0.1", "--json"]) == 0
+    assert commands.main(["bench", "dense-tiny", "--mode", "infer", "--min-seconds", "0.1", "--json"]) == 0
     (result,) = json.loads(capsys.readouterr().out)
     assert result["mode"] == "infer" and result["samples_per_s"] > 0
 
 
 def test_command_prints_a_table(capsys):
-    assert cli.main(["bench", "dense-tiny", "--batch-size", "4", "--min-seconds", "0.1", "--jit", "off"]) == 0
+    assert commands.main(["bench", "dense-tiny", "--batch-size", "4", "--min-seconds", "0.1", "--jit", "off"]) == 0
     out = capsys.readouterr().out
     assert "dense-tiny" in out and "train" in out and "infer" in out and "off" in out
 
@@ -113,7 +114,7 @@ def test_a_loop_counts_only_its_own_time_in_the_operator_table():
     events = [
         ("add", 130, 5), ("while", 0, 100), ("dot", 10, 30), ("fusion", 50, 40), ("copy", 60, 10), ("dot", 100, 20)
     ]
-    assert backend.own_times(events) == [
+    assert profiling.own_times(events) == [
         ("while", 30), ("dot", 30), ("fusion", 30), ("copy", 10), ("dot", 20), ("add", 5)
     ]
 
@@ -172,9 +173,9 @@ def test_targets_take_each_backends_better_jit_setting():
 
 
 def test_readme_shows_the_recorded_run():
-    """The README's speed table is `bench_all.py --markdown` of the CSV in
-    benchmarks/, so a new run cannot land without its table (or the reverse)."""
+    """The speed table of benchmarks/README.md is `bench_all.py --markdown` of
+    the CSV beside it, so a new run cannot land without its table (or the reverse)."""
     rows = bench_all.read_rows(ROOT / "benchmarks" / "results-cpu.csv")
-    assert bench_all.markdown_table(rows) in (ROOT / "README.md").read_text(), (
-        "update the README's table: python tools/bench_all.py --markdown"
+    assert bench_all.markdown_table(rows) in (ROOT / "benchmarks" / "README.md").read_text(), (
+        "update the table in benchmarks/README.md: python tools/bench_all.py --markdown"
     )

@@ -5,7 +5,7 @@
     python tools/bench_all.py --backends jax torch --presets cnn-small --jit off
     python tools/bench_all.py --presets dense-small --update   # re-measure one preset in the recorded CSV
     python tools/bench_all.py --show             # print the recorded CSV and the targets
-    python tools/bench_all.py --markdown         # the README's table, from the recorded CSV
+    python tools/bench_all.py --markdown         # the table of benchmarks/README.md, from the recorded CSV
 
 Every measurement runs in a fresh process (`zoo bench PRESET --backend B --jit
 J --json`, the same for train and infer), and beside it, in the same
@@ -59,7 +59,7 @@ def main(argv=None):
     parser.add_argument("--update", action="store_true",
                         help="replace only the measured presets' rows in the CSV, keep the others")
     parser.add_argument("--show", action="store_true", help="measure nothing: print the recorded CSV")
-    parser.add_argument("--markdown", action="store_true", help="measure nothing: print the README table")
+    parser.add_argument("--markdown", action="store_true", help="measure nothing: print the table of benchmarks/README.md")
     args = parser.parse_args(argv)
     if args.show or args.markdown:
         rows = read_rows(args.csv or ROOT / "benchmarks" / "results-cpu.csv")
