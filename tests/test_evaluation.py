@@ -252,7 +252,7 @@ class ArrayBatches(keras.utils.PyDataset):
 
 
 def tf_dataset(x, y, batch_size):
-    import tensorflow as tf
+    tf = pytest.importorskip("tensorflow")
 
     return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
 
