@@ -58,6 +58,12 @@ def test_new_head_keeps_every_other_weight_bit_identical(trained_folder, caplog)
     assert "hidden_0" not in message
 
 
+def test_label_names_may_be_any_iterable():
+    """zoo.load reads `label_names` once: a generator is not used up by its check."""
+    model = zoo.load("dense-tiny", label_names=(name for name in ["cat", "dog", "eel"]))
+    assert model.label_names == ["cat", "dog", "eel"] and model.output_shape == (None, 3)
+
+
 def test_label_names_travel_with_the_preset(trained_folder, tmp_path):
     model = zoo.load(trained_folder)
     assert model.label_names == ["negative", "positive"]

@@ -20,6 +20,14 @@ DOC_TOPICS = ("assert", "del", "for", "while", "lambda", "pass")
 PROMPTS = ["the for statement", "while true: pass"]
 
 
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="a RaggedTensor is TensorFlow's own")
+def test_a_ragged_prompt_is_padded_with_zeros():
+    import tensorflow as tf
+
+    prompt = generation.token_id_matrix(tf.ragged.constant([[5, 6, 7], [8]]), "prompt")
+    np.testing.assert_array_equal(prompt, [[5, 6, 7], [8, 0, 0]])
+
+
 @pytest.fixture(scope="module")
 def tokenizer():
     return tokenizers.train_tokenizer([topics[name] for name in DOC_TOPICS], vocab_size=300)

@@ -1,4 +1,4 @@
-"""The work behind `zoo finetune` and `zoo eval` (imports Keras; cli.py stays light)."""
+"""The work behind `zoo finetune` and `zoo eval` (imports Keras; commands.py stays light)."""
 
 import sys
 import tempfile

@@ -5,7 +5,6 @@ token-id matrices, next-token targets."""
 import numpy as np
 
 from zoo.data.special_tokens import PAD_ID
-from zoo.data.batching import to_numpy
 from zoo.errors import InvalidConfigError, InvalidDataError
 
 
@@ -36,8 +35,9 @@ def check_in_range(array, low, high, what, kind, meaning=""):
 
 def token_id_matrix(ids, what):
     """Integer token ids as a 2-D numpy array; one 1-D row becomes a batch of one."""
+    import keras  # `zoo.data` imports no Keras until it converts a backend's tensors
     try:
-        array = np.asarray(to_numpy(ids))
+        array = np.asarray(keras.ops.convert_to_numpy(ids))  # any backend's tensors, ragged ones padded
     except ValueError:  # a list of rows of different lengths
         raise InvalidConfigError(
             f"{what}: the rows have different lengths; right-pad them with 0 (padding) to one length."

@@ -82,7 +82,7 @@ def load(name, pretrained=True, num_classes=None, label_names=None, jit_compile=
     >>> zoo.load("dense-tiny", jit_compile=False).jit_compile
     False
     """
-    _check_labels(label_names, num_classes)  # before any download or building
+    label_names, num_classes = _check_labels(label_names, num_classes)  # before any download or building
     check_jit_compile(jit_compile)
     return build_located(locate(name, pretrained), num_classes, label_names, jit_compile, **overrides)
 
