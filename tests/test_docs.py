@@ -199,7 +199,11 @@ def _names_something(dotted):
     return True
 
 
-@pytest.mark.parametrize("doc", DOC_FILES)
+# The model cards shipped in the pretrained presets' folders: documentation too.
+MODEL_CARDS = sorted(path.relative_to(ROOT).as_posix() for path in ROOT.glob("presets/*/README.md"))
+
+
+@pytest.mark.parametrize("doc", DOC_FILES + MODEL_CARDS)
 def test_doc_module_names_exist(doc):
     """The files (zoo/x/y.py, zoo/x/) and dotted names (zoo.x.y.name) a page names exist."""
     text = (ROOT / doc).read_text()

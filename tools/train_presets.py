@@ -332,7 +332,7 @@ def model_card(name, metadata, measured):
         f"- split: {dataset['split_rule']}",
         f"- sizes: {', '.join(f'{split} {size}' for split, size in dataset['sizes'].items())}",
         *[f"- sha256 of the {split} examples: `{digest}`" for split, digest in dataset["fingerprints"].items()],
-        f"- rebuilt by `zoo.data.datasets.load_dataset({dataset['name']!r})`; nothing is downloaded", "",
+        f"- rebuilt by `zoo.load_dataset({dataset['name']!r})`; nothing is downloaded", "",
         "## Training", "",
         f"From a freshly initialised `{training['base']}` with {json.dumps(training['overrides'])}: "
         f"AdamW (weight decay {training['weight_decay']}), peak learning rate {training['learning_rate']}, "
