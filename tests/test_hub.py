@@ -518,6 +518,17 @@ def test_a_manifest_naming_odd_paths_is_refused(tmp_path, name):
         zoo.load(str(folder))
 
 
+@pytest.mark.backend_free
+def test_a_manifest_naming_one_file_twice_in_another_case_is_refused(tmp_path):
+    """Downloads check each file as it streams in, and nothing hashes the
+    folder again: two names for one file on macOS or Windows must not get in."""
+    (tmp_path / "manifest.json").write_text(json.dumps({"format_version": 2, "files": {
+        name: {"sha256": "0" * 64, "size": 1} for name in ("config.json", "model.weights.h5", "assets/A", "assets/a")
+    }}))
+    with pytest.raises(zoo.InvalidPresetError, match="lists both 'assets/A' and 'assets/a'"):
+        folder_format.read_manifest(tmp_path)
+
+
 # --------------------------------------------------- a broken preset is never cached
 
 def republish(folder, change):

@@ -115,10 +115,23 @@ def read_manifest(folder):
     if not isinstance(files, dict):
         raise InvalidPresetError(f"{path} must hold {{'files': {{path: {{'sha256': ..., 'size': ...}}}}}}.")
     entries = {name: _manifest_entry(path, name, value) for name, value in files.items()}
+    _check_distinct_on_any_filesystem(path, entries)
     for required in (CONFIG_FILE, WEIGHTS_FILE):
         if required not in entries:
             raise InvalidPresetError(f"{path} does not list {required}; is this a zoo preset?")
     return entries
+
+
+def _check_distinct_on_any_filesystem(path, names):
+    """Refuse names that differ only in case: on macOS and Windows they are one
+    file, the second download overwriting the first after its check."""
+    seen = {}
+    for name in names:
+        other = seen.setdefault(name.casefold(), name)
+        if other != name:
+            raise InvalidPresetError(
+                f"{path} lists both {other!r} and {name!r}, one file on a case-insensitive file system."
+            )
 
 
 def _manifest_entry(path, name, value):
