@@ -80,16 +80,17 @@ def main(argv=None):
     results = {}
     with tempfile.TemporaryDirectory() as report_dir:
         results[BACKEND_FREE] = run_backend(BACKEND_FREE, ["-q", *args.pytest_args], report_dir)
-        if args.jobs == 1 and not args.fast:
-            for backend in args.backends:
+        backends = [] if args.fast else args.backends
+        if args.jobs == 1:
+            for backend in backends:
                 results[backend] = run_backend(backend, ["-q", *args.pytest_args], report_dir)
-        elif not args.fast:
-            ordered = sorted(args.backends, key=lambda b: b != "jax")  # the longest run starts first
+        else:
+            ordered = sorted(backends, key=lambda b: b != "jax")  # the longest run starts first
             threads = max(1, (os.cpu_count() or 1) // args.jobs)
             with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
                 futures = {b: pool.submit(run_backend, b, ["-q", *args.pytest_args], report_dir, True, threads)
                            for b in ordered}
-                results.update({b: futures[b].result() for b in args.backends})
+                results.update({b: futures[b].result() for b in backends})
 
     print("\n=== summary")
     failed_backends = []
