@@ -182,8 +182,10 @@ def test_a_prompt_token_is_the_only_choice_where_its_prompt_goes_on():
     inside its prompt (token 4 comes next), row 1 is generating."""
     logits = np.random.default_rng(0).normal(size=(2, 6)).astype("float32")
     current = np.array([[4], [0]], "int32")
+    is_prompt = np.array([[True], [False]])
     forced = to_numpy(generation.force_prompt_tokens(keras.ops.convert_to_tensor(logits),
-                                                     keras.ops.convert_to_tensor(current)))
+                                                     keras.ops.convert_to_tensor(current),
+                                                     keras.ops.convert_to_tensor(is_prompt)))
     np.testing.assert_allclose(scipy.special.softmax(forced[0]), np.eye(6)[4], atol=1e-6)
     np.testing.assert_array_equal(forced[1], logits[1])
 

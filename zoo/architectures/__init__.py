@@ -57,10 +57,11 @@ def config_of(family, config):
 
 def build(family, config, *, num_classes=None, name=None, **overrides):
     """Build a model of `family` from a config dict plus overrides."""
+    model_class = get_family(family)
     config = {**config, **overrides}
     if num_classes is not None:
-        config["num_classes"] = num_classes
-    return get_family(family)(name=name, **config)  # ZooModel names unnamed models after their family
+        config = model_class.config_with_classes(config, num_classes)
+    return model_class(name=name, **config)  # ZooModel names unnamed models after their family
 
 
 def register_family(model_class, *, overwrite=False):

@@ -57,6 +57,11 @@ class ZooModel(keras.Model):
         and the Python API is the way in."""
         return None
 
+    @classmethod
+    def config_with_classes(cls, config, num_classes):
+        """`config` (a dict) changed to output `num_classes` classes."""
+        return {**config, "num_classes": num_classes}
+
     def adapt_to_data(self, x):
         """Fit what a freshly initialised model learns from the data itself
         before training (the dense family's input normalization); nothing
@@ -80,6 +85,24 @@ class ZooModel(keras.Model):
         # Named handles on layers that methods such as generate() reuse.
         for attribute, layer in layers.items():
             setattr(self, attribute, layer)
+
+    @property
+    def optional_inputs(self):
+        """Names of inputs a call may leave out (see `complete_inputs`)."""
+        return ()
+
+    def complete_inputs(self, inputs):
+        """What a call was given, completed with the inputs it may leave out
+        (a family with optional inputs makes them here); as given by default."""
+        return inputs
+
+    def __call__(self, inputs, *args, **kwargs):
+        # Before Keras checks the inputs against the model's (see complete_inputs).
+        return super().__call__(self.complete_inputs(inputs), *args, **kwargs)
+
+    def call(self, inputs, training=None, mask=None, **kwargs):
+        # JAX's stateless calls (fit, predict) come here without __call__.
+        return super().call(self.complete_inputs(inputs), training=training, mask=mask, **kwargs)
 
     def __setattr__(self, name, value):
         # A tokenizer is a Keras layer; tracked as one it would join the
@@ -157,18 +180,27 @@ class ZooModel(keras.Model):
                     f"{context} (its position embedding): cut or split the sequences first."
                 )
             if np.issubdtype(array.dtype, np.integer):
-                vocab_size = getattr(self.zoo_config, "vocab_size", None)
-                if vocab_size:
-                    check_in_range(array, 0, vocab_size - 1, label, "token ids", "(the vocabulary)")
+                size, what, where = self.input_vocabulary(name)
+                if size:
+                    check_in_range(array, 0, size - 1, label, what, where)
             elif finite and np.issubdtype(array.dtype, np.floating):
                 check_finite(array, label)
+
+    def input_vocabulary(self, name):
+        """`(size, what the ids are, where they index)` of integer input
+        `name`, for the range check; size None for inputs without one."""
+        if name == "token_type_ids":
+            return self.zoo_config.type_vocab_size, "token type ids", "(type_vocab_size)"
+        return getattr(self.zoo_config, "vocab_size", None), "token ids", "(the vocabulary)"
 
     def _named_input_arrays(self, x):
         names = [tensor.name for tensor in self.inputs]
         if isinstance(x, dict):
             items = [(name, x[name]) for name in names if name in x]
-        else:
-            items = [(names[0], x)] if len(names) == 1 else []
+        elif len(names) == 1:
+            items = [(names[0], x)]
+        else:  # token ids alone, for a model whose other inputs are optional
+            items = [("token_ids", x)] if "token_ids" in names else []
         return [(name, value) for name, value in items if isinstance(value, np.ndarray)]
 
     def build_graph(self, config):
@@ -213,11 +245,27 @@ class ZooModel(keras.Model):
         """
         if "classification" not in self.task:
             raise TypeError(f"predict_labels() is for classifiers; this model's task is {self.task!r}.")
+        if self.tokenizer is not None and _is_text(x):
+            x = self.encode_text(x)
         logits = self.predict(x, batch_size=batch_size, verbose=0)
         indices = np.argmax(logits, axis=-1)
         if self.label_names is None:
             return indices
         return [self.label_names[index] for index in indices]
+
+    def encode_text(self, texts):
+        """Model inputs for `texts` (a string or a list) through the model's
+        tokenizer: token ids of the longest text's length (up to the
+        context), with a padding mask when the model takes one."""
+        from zoo.data import tokenizers
+
+        context = self.context_lengths.get("token_ids")
+        rows = [len(row) for row in self.tokenizer.tokenize([texts] if isinstance(texts, str) else list(texts))]
+        length = min(max(rows), context) if context else max(rows)
+        ids = tokenizers.encode(self.tokenizer, texts, length)
+        if "padding_mask" not in [tensor.name for tensor in self.inputs]:
+            return ids
+        return {"token_ids": ids, "padding_mask": tokenizers.padding_mask(self.tokenizer, texts, length)}
 
     def get_config(self):
         return {
@@ -231,15 +279,19 @@ class ZooModel(keras.Model):
         return cls(**config)
 
 
+def _is_text(x):
+    return isinstance(x, str) or (isinstance(x, (list, tuple)) and bool(x) and all(isinstance(t, str) for t in x))
+
+
 def sparse_logits_loss():
     """Cross-entropy over integer labels, from logits (every classifier here)."""
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
-def token_logits_loss():
+def token_logits_loss(pad_id=PAD_ID):
     """Cross-entropy over next-token targets, from logits, averaged over real
-    tokens only: positions whose target is padding teach nothing."""
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD_ID)
+    tokens only: positions whose target is padding (`pad_id`) teach nothing."""
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=pad_id)
 
 
 def example_token_ids(rng, batch_size, length, vocab_size):

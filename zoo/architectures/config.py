@@ -11,6 +11,7 @@ and friends) would add a dependency for very little.
 
 import dataclasses
 import math
+import types
 import typing
 
 from zoo import settings
@@ -19,15 +20,16 @@ from zoo.errors import InvalidConfigError
 
 @dataclasses.dataclass(frozen=True)
 class Range:
-    """The values a number may take: `low <= value`, and `value <= high`
-    (or `< high` when `high_open`)."""
+    """The values a number may take: `low <= value` (or `low < value` when
+    `low_open`), and `value <= high` (or `< high` when `high_open`)."""
 
     low: float
     high: float | None = None
     high_open: bool = False
+    low_open: bool = False
 
     def __contains__(self, value):
-        if value < self.low:
+        if value < self.low or (self.low_open and value == self.low):
             return False
         if self.high is None:
             return True
@@ -35,14 +37,15 @@ class Range:
 
     def __str__(self):
         if self.high is None:
-            return f">= {self.low:g}"
-        return f"in [{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
 
 
 PositiveInt = typing.Annotated[int, Range(1)]
 NonNegativeInt = typing.Annotated[int, Range(0)]
 Fraction = typing.Annotated[float, Range(0, 1, high_open=True)]
 """A rate such as dropout or a moving-average momentum: 0 <= value < 1."""
+PositiveFloat = typing.Annotated[float, Range(0, low_open=True)]
 
 
 def make_config(config_class, values, *, family):
@@ -127,6 +130,9 @@ def describe_fields(config_class):
 
 
 def _coerce(value, annotation, *, key, family):
+    annotation, optional = _split_optional(annotation)
+    if optional and value is None:
+        return None
     annotation, allowed_range = _split_range(annotation)
     origin = typing.get_origin(annotation)
     if origin is typing.Literal:
@@ -145,6 +151,15 @@ def _coerce(value, annotation, *, key, family):
         _check_range(value, allowed_range, key, family, value)
         return float(value) if annotation is float else value
     _refuse(key, family, value, _type_name(annotation))
+
+
+def _split_optional(annotation):
+    """`(type, whether None is allowed)` of `type` or `type | None`."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        others = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        if len(others) == 1:
+            return others[0], True
+    return annotation, False
 
 
 def _split_range(annotation):
@@ -179,6 +194,9 @@ VALUE_KINDS = {bool: "true/false", int: "whole number", float: "number", str: "t
 
 
 def _type_name(annotation):
+    annotation, optional = _split_optional(annotation)
+    if optional:
+        return f"{_type_name(annotation)} or null"
     annotation, allowed_range = _split_range(annotation)
     origin = typing.get_origin(annotation)
     if origin is typing.Literal:

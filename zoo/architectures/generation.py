@@ -113,46 +113,53 @@ def check_length(max_length, limit, what):
     return int(max_length)
 
 
-def prompt_buffer(prompt_ids, max_length, vocab_size):
+def prompt_buffer(prompt_ids, max_length, vocab_size, pad_id=PAD_ID):
     """Right-pad prompts into a `(batch, max_length)` int32 buffer.
 
     Returns `(tokens, keep, start)`: `keep` marks the prompt tokens samplers
     must not overwrite, `start` is the shortest prompt's length, where decoding
-    begins. Ids outside 0..vocab_size-1 are refused: JAX would embed garbage
-    for them and the other backends fail deep inside.
+    begins. A prompt ends at its first `pad_id`; with `pad_id` None (a
+    vocabulary without padding, GPT-2's) every id is a prompt token. Ids
+    outside 0..vocab_size-1 are refused: JAX would embed garbage for them and
+    the other backends fail deep inside.
     """
     prompt = token_id_matrix(prompt_ids, "prompt")
     check_in_range(prompt, 0, vocab_size - 1, "prompt", "token ids", "(the vocabulary)")
-    lengths = (prompt != PAD_ID).sum(axis=1)
+    real = np.ones(prompt.shape, bool) if pad_id is None else prompt != pad_id
+    lengths = real.sum(axis=1)
     if prompt.shape[1] > max_length or lengths.min() < 1:
         raise InvalidConfigError(
             f"every prompt needs 1 to max_length={max_length} tokens; got prompt "
             f"lengths {lengths.tolist()} in a buffer of {prompt.shape[1]}."
         )
-    tokens = np.full((prompt.shape[0], max_length), PAD_ID, dtype="int32")
+    tokens = np.full((prompt.shape[0], max_length), PAD_ID if pad_id is None else pad_id, dtype="int32")
     tokens[:, : prompt.shape[1]] = prompt
-    return tokens, tokens != PAD_ID, int(lengths.min())
+    keep = np.zeros(tokens.shape, bool)
+    keep[:, : prompt.shape[1]] = real
+    return tokens, keep, int(lengths.min())
 
 
-def truncate_after_stop(tokens, keep, stop_token_ids):
-    """Pad everything after the first generated stop token of each row."""
+def truncate_after_stop(tokens, keep, stop_token_ids, pad_id=PAD_ID):
+    """Pad everything after the first generated stop token of each row (with
+    `pad_id`; with the stop token itself for a vocabulary without padding)."""
     tokens = np.array(tokens)
     if not stop_token_ids:
         return tokens
     generated_stop = np.isin(tokens, stop_token_ids) & ~keep
     after_stop = np.cumsum(generated_stop, axis=1) - generated_stop > 0
-    tokens[after_stop] = PAD_ID
+    tokens[after_stop] = stop_token_ids[0] if pad_id is None else pad_id
     return tokens
 
 
-def sample(model, step, tokens, keep, start, cache, sampler, stop_token_ids):
+def sample(model, step, tokens, keep, start, cache, sampler, stop_token_ids, pad_id=PAD_ID):
     """Fill the `tokens` tensor from position `start` on with `sampler`.
 
     `step(token_ids, cache, index) -> (logits, cache)` runs the model on the
     tokens placed at `index` with a key/value cache; each sampler step feeds
-    it the single previous token. The padding id is never generated. Returns
-    the tokens tensor, stop tokens not yet applied (see `truncate_after_stop`).
-    Written in keras.ops alone, so that it can run inside a compiled program.
+    it the single previous token. The padding id (`pad_id`, unless None) is
+    never generated. Returns the tokens tensor, stop tokens not yet applied
+    (see `truncate_after_stop`). Written in keras.ops alone, so that it can
+    run inside a compiled program.
     """
 
     def next_token_logits(prompt, cache, index):
@@ -160,12 +167,16 @@ def sample(model, step, tokens, keep, start, cache, sampler, stop_token_ids):
         previous = ops.slice(prompt, [0, index - 1], [batch_size, 1])
         logits, cache = step(previous, cache, index - 1)
         logits = logits[:, 0, :]
-        # Padding is never a prediction: a generated 0 would be masked out of
-        # attention by the very next full forward pass.
-        never = ops.full((batch_size, 1), NEVER, dtype=logits.dtype)
-        logits = ops.slice_update(logits, [0, PAD_ID], never)
-        return force_prompt_tokens(logits, ops.slice(prompt, [0, index], [batch_size, 1])), None, cache
+        if pad_id is not None:
+            # Padding is never a prediction: a generated pad would be masked out of
+            # attention by the very next full forward pass.
+            never = ops.full((batch_size, 1), NEVER, dtype=logits.dtype)
+            logits = ops.slice_update(logits, [0, pad_id], never)
+        is_prompt = ops.slice(beam_keep, [0, index], [batch_size, 1])
+        return force_prompt_tokens(logits, ops.slice(prompt, [0, index], [batch_size, 1]), is_prompt), None, cache
 
+    keep = ops.convert_to_tensor(keep)
+    (beam_keep,) = repeat_for_beams(sampler, keep)  # the prompt the step sees is beam-expanded
     return sampler(
         next_token_logits,
         tokens,
@@ -261,14 +272,14 @@ def program_key(kind, sampler, options, stop_token_ids):
     return kind, sampler, stops
 
 
-def force_prompt_tokens(logits, current):
-    """Logits that leave only the prompt token where `current` (batch, 1) holds one.
+def force_prompt_tokens(logits, current, is_prompt):
+    """Logits that leave only the prompt token `current` (batch, 1) where
+    `is_prompt` (batch, 1) says it is one.
 
     Samplers overwrite those positions with the prompt anyway, but BeamSampler
     scores its beams before that: without this, a longer prompt in a ragged
     batch would be scored (and its beams chosen) on tokens that never appear.
     """
-    is_prompt = ops.not_equal(current, PAD_ID)
     only_prompt = (ops.one_hot(current[:, 0], ops.shape(logits)[-1], dtype=logits.dtype) - 1) * -NEVER
     return ops.where(is_prompt, only_prompt, logits)
 
@@ -326,6 +337,13 @@ def generate_from_text(model, inputs, generate_ids, length, vocab_size, add_star
             f"but this model has {tuple(start_end_ids)}; pass token ids instead, or build the "
             "model with the default start/end ids."
         )
+    if getattr(tokenizer, "pad_id", PAD_ID) is None and not isinstance(inputs, str):
+        # Without a padding id (GPT-2) a shorter prompt cannot be padded out
+        # to the longest, so each prompt is continued on its own.
+        return [generate_from_text(model, text, generate_ids, length, vocab_size, add_start, start_end_ids, add_end)
+                for text in inputs]
     ids = tokenizers.encode(tokenizer, inputs, length, add_start=add_start, add_end=add_end)
+    if getattr(tokenizer, "pad_id", PAD_ID) is None:
+        ids = ids[:, : int(tokenizers.padding_mask(tokenizer, inputs, length).sum())]
     texts = tokenizers.decode(tokenizer, generate_ids(ids))
     return texts[0] if isinstance(inputs, str) else texts

@@ -14,7 +14,7 @@ from zoo.architectures.config import PositiveInt
 
 
 @dataclasses.dataclass(frozen=True)
-class TransformerDecoderConfig(blocks.TransformerDims):
+class TransformerDecoderConfig(blocks.StackDims):
     num_layers: PositiveInt = 4
     max_length: PositiveInt = 256
     """Longest sequence, prompt plus generated tokens."""
@@ -34,7 +34,8 @@ class TransformerDecoderConfig(blocks.TransformerDims):
 class TransformerDecoderLM(ZooModel):
     """Causal decoder blocks over token + position embeddings; the output
     projection is tied to the token embedding. Input: token ids (0 = padding);
-    output: next-token logits at every position.
+    output: next-token logits at every position. GPT-2 checkpoints load into
+    this family (tanh-approximate GELU, no padding id).
 
     Example:
     >>> model = TransformerDecoderLM(vocab_size=50, hidden_dim=16, num_heads=2,
@@ -49,8 +50,8 @@ class TransformerDecoderLM(ZooModel):
     sharding = blocks.SHARDING
 
     def build_graph(self, config):
-        token_ids = blocks.token_input("token_ids")
-        x, mask, embedding = blocks.embed(token_ids, config, config.max_length, "decoder")
+        inputs = blocks.stack_inputs(config)
+        x, mask, embedding = blocks.embed(inputs, config, config.max_length, "decoder")
         decoder_blocks = blocks.decoder_blocks(config, config.num_layers, "decoder")
         for block in decoder_blocks:
             x = block(x, decoder_padding_mask=mask)
@@ -58,7 +59,14 @@ class TransformerDecoderLM(ZooModel):
         norm = blocks.final_norm(config, "decoder")
         logits = embedding.token_embedding(norm(x), reverse=True)
         layers = {"embedding": embedding, "decoder_blocks": decoder_blocks, "final_norm": norm}
-        return token_ids, logits, layers
+        return inputs, logits, layers
+
+    @property
+    def optional_inputs(self):
+        return self.zoo_config.optional_inputs()
+
+    def complete_inputs(self, inputs):
+        return blocks.complete_inputs(inputs, self.zoo_config)
 
     @property
     def context_lengths(self):
@@ -80,7 +88,7 @@ class TransformerDecoderLM(ZooModel):
         return x, y
 
     def default_loss(self):
-        return token_logits_loss()
+        return token_logits_loss(self.zoo_config.pad_token_id)
 
     def call_with_cache(self, token_ids, cache, index):
         """Logits for `token_ids` placed at `index`, reading and updating the
@@ -124,19 +132,21 @@ class TransformerDecoderLM(ZooModel):
         max_length = generation.check_length(max_length, self.zoo_config.max_length, "decoder")
         key = generation.program_key("decoder", sampler, sampler_options, stop_token_ids)
         sampler = generation.get_sampler(sampler, seed, **sampler_options)
+        pad_id = self.zoo_config.pad_token_id
 
         def sample_tokens(tokens, keep, start):
             batch_size, length = ops.shape(tokens)
             cache = blocks.empty_cache(batch_size, self.zoo_config.num_layers, length, self.zoo_config)
             _, cache = self.call_with_cache(tokens, cache, 0)
-            return generation.sample(self, self.call_with_cache, tokens, keep, start, cache, sampler, stop_token_ids)
+            return generation.sample(self, self.call_with_cache, tokens, keep, start, cache, sampler, stop_token_ids,
+                                     pad_id)
 
         def generate_ids(prompt_ids):
-            tokens, keep, start = generation.prompt_buffer(prompt_ids, max_length, self.zoo_config.vocab_size)
+            tokens, keep, start = generation.prompt_buffer(prompt_ids, max_length, self.zoo_config.vocab_size, pad_id)
             # `start` goes in as an array: a compiled program would take a number as a constant.
             arrays = (tokens, keep, np.int32(start))
             output = generation.run_sampling(self, sample_tokens, arrays, sampler, key)
-            return generation.truncate_after_stop(output, keep, stop_token_ids)
+            return generation.truncate_after_stop(output, keep, stop_token_ids, pad_id)
 
         return generation.generate_from_text(
             self, prompt_ids, generate_ids, max_length, self.zoo_config.vocab_size, add_start=True

@@ -97,16 +97,21 @@ def integer_array(values, what):
 def check_inputs(model, x):
     """Raise InvalidConfigError unless `x` has the inputs and shapes `model` takes."""
     expected = {tensor.name: tuple(tensor.shape) for tensor in model.inputs}
+    optional = set(getattr(model, "optional_inputs", ()))
+    required = set(expected) - optional
     if isinstance(x, dict):
         given = x
-    elif len(expected) == 1:
-        given = {next(iter(expected)): x}
+    elif len(required) == 1:
+        given = {next(iter(required)): x}
     else:
         given = {}
-    if set(given) != set(expected):
+    if not required <= set(given) <= set(expected):
         keys = sorted(x) if isinstance(x, dict) else "one array"
-        raise InvalidConfigError(f"x must hold the model inputs {sorted(expected)}, got {keys}.")
+        needs = f"{sorted(required)}" + (f" (and optionally {sorted(optional)})" if optional else "")
+        raise InvalidConfigError(f"x must hold the model inputs {needs}, got {keys}.")
     for name, shape in expected.items():
+        if name not in given:
+            continue
         actual = given[name].shape
         if len(actual) != len(shape) or any(e is not None and e != a for e, a in zip(shape[1:], actual[1:])):
             raise InvalidConfigError(

@@ -9,6 +9,7 @@ a fast path (see zoo/kernels/): same weights, same results.
 from zoo.layers.fast_attention import FastCachedMultiHeadAttention, FastMultiHeadAttention
 from zoo.layers.fused_batch_norm import BatchNormalization
 from zoo.layers.lstm import LSTM, Bidirectional
+from zoo.layers.output_bias import OutputBias
 from zoo.layers.padding_mask import PaddingMask
 
 __all__ = [
@@ -17,5 +18,6 @@ __all__ = [
     "FastCachedMultiHeadAttention",
     "FastMultiHeadAttention",
     "LSTM",
+    "OutputBias",
     "PaddingMask",
 ]

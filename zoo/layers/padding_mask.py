@@ -3,7 +3,8 @@ import keras
 
 @keras.saving.register_keras_serializable(package="zoo")
 class PaddingMask(keras.layers.Layer):
-    """Boolean mask that is True where a token id is not padding.
+    """Boolean mask that is True where a token id is not padding (`pad_id`;
+    everywhere when `pad_id` is None, for vocabularies without one).
 
     Keras has no layer for this (Embedding's `mask_zero` hides the mask in
     `_keras_mask`, which keras_hub blocks and pooling read inconsistently), so
@@ -20,6 +21,8 @@ class PaddingMask(keras.layers.Layer):
         self.pad_id = pad_id
 
     def call(self, token_ids):
+        if self.pad_id is None:
+            return keras.ops.ones_like(token_ids, dtype="bool")
         return keras.ops.not_equal(token_ids, self.pad_id)
 
     def compute_output_spec(self, token_ids):
