@@ -29,6 +29,7 @@ import keras
 import numpy as np
 
 from zoo.data.arrays import token_id_matrix
+from zoo.data.checkpoint_tokenizers import SPECIALS_FILE, TOKENIZER_FILE, CheckpointTokenizer
 from zoo.data.special_tokens import END_ID, PAD_ID, RESERVED_TOKENS, START_ID, UNKNOWN_ID
 from zoo.errors import InvalidConfigError, InvalidPresetError, MissingDependencyError
 from zoo.runtime.quiet_imports import keras_hub
@@ -76,8 +77,9 @@ class ByteTokenizer(keras_hub.tokenizers.ByteTokenizer):
 
 BYTE_OFFSET = len(RESERVED_TOKENS)
 # Tokenizer types a preset may name, and the options its JSON may set.
-TOKENIZER_TYPES = {"word_piece": keras_hub.tokenizers.WordPieceTokenizer, "byte": ByteTokenizer}
-TOKENIZER_OPTIONS = {"word_piece": WORD_PIECE_OPTIONS, "byte": ()}
+TOKENIZER_TYPES = {"word_piece": keras_hub.tokenizers.WordPieceTokenizer, "byte": ByteTokenizer,
+                   "checkpoint": CheckpointTokenizer}
+TOKENIZER_OPTIONS = {"word_piece": WORD_PIECE_OPTIONS, "byte": (), "checkpoint": ()}
 
 
 def train_tokenizer(texts, vocab_size, lowercase=True):
@@ -128,6 +130,11 @@ def save_tokenizer(tokenizer, folder):
     ['tokenizer.json', 'vocabulary.txt']
     """
     folder = Path(folder)
+    if isinstance(tokenizer, CheckpointTokenizer):  # a converted checkpoint's own, with its own special ids
+        tokenizer.save(folder)
+        config = {"type": "checkpoint", "vocabulary_size": tokenizer.vocabulary_size(), "options": {}}
+        (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        return folder
     if isinstance(tokenizer, ByteTokenizer):
         folder.mkdir(parents=True, exist_ok=True)
         config = {"type": "byte", "vocabulary_size": tokenizer.vocabulary_size(), "options": {}}
@@ -177,6 +184,14 @@ def load_tokenizer(folder, listed=None):
     config = _read_config(config_path)
     if config["type"] == "byte":
         return ByteTokenizer()
+    if config["type"] == "checkpoint":
+        missing = [name for name in (TOKENIZER_FILE, SPECIALS_FILE) if not readable(name)]
+        if missing:
+            raise InvalidPresetError(
+                f"{config_path} describes a converted checkpoint's tokenizer but {', '.join(missing)} "
+                f"{'is' if len(missing) == 1 else 'are'} missing or not in the manifest; convert the checkpoint again."
+            )
+        return CheckpointTokenizer.load(folder)
     vocabulary_path = Path(folder) / VOCABULARY_FILE
     if not readable(VOCABULARY_FILE):
         raise InvalidPresetError(
@@ -216,6 +231,8 @@ def encode(tokenizer, texts, length, add_start=False, add_end=False):
     ([1, 1], [2, 0])
     """
     texts = _as_text_list(texts, "texts", allow_single=True)
+    if isinstance(tokenizer, CheckpointTokenizer):
+        return _encode_as_checkpoint(tokenizer, texts, length)
     reserved = int(add_start) + int(add_end)
     if not isinstance(length, (int, np.integer)) or length < max(1, reserved):
         raise InvalidConfigError(
@@ -232,6 +249,35 @@ def encode(tokenizer, texts, length, add_start=False, add_end=False):
     _warn_if_cut(tokens, int(length) - reserved, reserved)
     packed = packer(tokens)
     return np.asarray(keras.ops.convert_to_numpy(packed), dtype="int32")
+
+
+def _encode_as_checkpoint(tokenizer, texts, length):
+    """A converted checkpoint's tokenizer adds its own special tokens (BERT's
+    [CLS] ... [SEP], none for GPT-2), as transformers does; a text longer
+    than `length` is cut, keeping its end token. Rows are padded with the
+    tokenizer's padding id (0 for one without, such as GPT-2's: give those
+    models a padding_mask, see `padding_mask`)."""
+    if not isinstance(length, (int, np.integer)) or length < 1:
+        raise InvalidConfigError(f"length must be a positive integer, got {length!r}.")
+    rows = tokenizer.tokenize(texts)
+    _warn_if_cut(rows, int(length), 0)
+    pad_id = PAD_ID if tokenizer.pad_id is None else tokenizer.pad_id
+    ids = np.full((len(rows), int(length)), pad_id, dtype="int32")
+    for index, row in enumerate(rows):
+        if len(row) > length:
+            row = row[: length - 1] + row[-1:] if row[-1] == tokenizer.end_id else row[:length]
+        ids[index, : len(row)] = row
+    return ids
+
+
+def padding_mask(tokenizer, texts, length):
+    """True where `encode(tokenizer, texts, length)` holds a token of the
+    text, False where it is padding: what a model whose vocabulary has no
+    padding id (GPT-2) needs beside the ids."""
+    texts = _as_text_list(texts, "texts", allow_single=True)
+    rows = tokenizer.tokenize(texts)
+    lengths = np.minimum([len(row) for row in rows], length)
+    return np.arange(length)[None, :] < lengths[:, None]
 
 
 def _warn_if_cut(tokens, room, reserved):
@@ -261,6 +307,8 @@ def decode(tokenizer, ids):
     ['a b c']
     """
     rows = _as_id_rows(ids)
+    if isinstance(tokenizer, CheckpointTokenizer):  # it drops its own special tokens, padding included
+        return tokenizer.detokenize(rows)
     vocabulary_size = tokenizer.vocabulary_size()
     return list(tokenizer.detokenize([_text_tokens(row, vocabulary_size) for row in rows]))
 
