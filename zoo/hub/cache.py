@@ -73,6 +73,39 @@ def fetch_into_cache(source, *, quiet=None, label=None, repair=False):
     return entry
 
 
+def convert_into_cache(entry_name, label, location, fetch_checkpoint):
+    """The zoo preset converted from a transformers checkpoint, made once and
+    kept as a cache entry (a second load downloads and converts nothing).
+
+    `fetch_checkpoint()` gives the verified checkpoint folder; it runs only
+    when the entry is missing. Like a download, the conversion happens in a
+    work folder and only a preset that loads becomes the entry.
+    """
+    import filelock
+
+    from zoo.hub import checkpoints
+
+    entry = cache_root() / entry_name
+    if _entry_complete(entry):
+        return verify_entry(entry, label)
+    with filelock.FileLock(settings.folder_in_zoo_home("locks") / f"{entry_name}.lock"):
+        if _entry_complete(entry):
+            return verify_entry(entry, label)
+        work = settings.folder_in_zoo_home("presets", f".{entry_name}.partial-{uuid.uuid4().hex[:8]}")
+        try:
+            with _named_after(work, label):
+                staging = checkpoints.convert(fetch_checkpoint(), work / "preset", source=location)
+                check_loads(staging)
+            (staging / SOURCE_FILE).write_text(json.dumps({
+                "kind": "checkpoint", "location": location, "sha256": None, "label": label,
+                "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }, indent=2))
+            folder_format.replace_folder(staging, entry)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return entry
+
+
 def _entry_complete(entry):
     # The source record is written last, just before the rename, so an entry
     # that has one finished downloading, verifying and loading.

@@ -114,6 +114,11 @@ def build_located(preset, num_classes=None, label_names=None, jit_compile="auto"
 
     backend.enable_compilation_cache()
     model = _built(preset, num_classes, overrides)
+    if num_classes is None and (model.preset_metadata.get("converted_from") or {}).get("head_is_new"):
+        raise InvalidConfigError(
+            f"{preset.label or preset.folder} is a bare checkpoint without a task head: pass num_classes=N "
+            "(or label_names) to give it a new classifier to fine-tune."
+        )
     backend.set_jit_compile(model, backend.resolve_jit_compile(jit_compile, model))
     if label_names is not None:
         model.preset_metadata["label_names"] = label_names

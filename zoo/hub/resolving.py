@@ -9,6 +9,7 @@ from pathlib import Path
 from zoo import registry, settings
 from zoo.errors import InvalidPresetError, ZooError
 from zoo.hub import cache, folder_format, hosted, sources
+from zoo.hub.checkpoints.reading import checkpoint_fingerprint, is_checkpoint_folder
 
 
 def resolve(source, *, quiet=None, repair=False):
@@ -21,6 +22,8 @@ def resolve(source, *, quiet=None, repair=False):
     if source.kind == "builtin":
         return resolve_builtin(registry.info(source.location), quiet=quiet, repair=repair)
     if source.kind == "folder":
+        if is_checkpoint_folder(source.location):
+            return converted_folder(source.location)
         folder_format.verify_folder(source.location, hint="The folder is damaged: copy or save the preset again.")
         return Path(source.location)
     if source.kind == "keras-file":
@@ -30,7 +33,7 @@ def resolve(source, *, quiet=None, repair=False):
             "zoo.save_preset(zoo.load(path), folder)."
         )
     if source.kind == "hf":
-        return hosted.from_hugging_face(source.location)
+        return from_hugging_face(source.location)
     if source.kind == "kaggle":
         return hosted.from_kaggle(source.location)
     return cache.fetch_into_cache(source, quiet=quiet, repair=repair)
@@ -58,3 +61,24 @@ def resolve_builtin(card, *, quiet=None, repair=False):
         )
     url = f"{mirror.rstrip('/')}/{folder_name}/"
     return cache.fetch_into_cache(sources.Source("http-folder", url, pin), quiet=quiet, label=card.name, repair=repair)
+
+
+def converted_folder(folder):
+    """The zoo preset of a local transformers checkpoint folder, converted
+    once: the cache entry is named after the checkpoint's contents, so an
+    edited checkpoint is converted again."""
+    folder = Path(folder)
+    entry_name = f"{folder.name[:40]}-{checkpoint_fingerprint(folder)[:16]}"
+    return cache.convert_into_cache(entry_name, str(folder), str(folder), lambda: folder)
+
+
+def from_hugging_face(location):
+    """A verified preset folder for hf://`location`: the repository's zoo
+    preset, or its transformers checkpoint converted once into the cache."""
+    entry_name = "hf-" + "".join(c if c.isalnum() or c in "-._@" else "_" for c in location)
+    if (cache.cache_root() / entry_name / cache.SOURCE_FILE).is_file():
+        return cache.convert_into_cache(entry_name, f"hf://{location}", f"hf://{location}", None)
+    if hosted.hugging_face_holds_preset(location):
+        return hosted.from_hugging_face(location)
+    return cache.convert_into_cache(entry_name, f"hf://{location}", f"hf://{location}",
+                                    lambda: hosted.checkpoint_from_hugging_face(location))
