@@ -169,6 +169,8 @@ def _edit_config(folder, **changes):
     ({"num_hidden_layers": 3}, "no tensor"),
     ({"hidden_size": 48, "num_attention_heads": 4}, "does not fit"),
     ({"architectures": ["BertForQuestionAnswering"]}, "BertForQuestionAnswering"),
+    ({"problem_type": "regression"}, "problem_type='regression'"),
+    ({"problem_type": "multi_label_classification"}, "single-label"),
 ])
 def test_what_the_conversion_cannot_honour_is_refused(checkpoints, tmp_path, changes, message):
     folder = _copy(checkpoints[("bert", "lm")][0], tmp_path / "edited")
@@ -235,3 +237,38 @@ def test_hf_repository_with_only_pickled_weights_is_refused(hub, tmp_path):
     (repository / "model.safetensors").rename(repository / "pytorch_model.bin")
     with pytest.raises(DownloadError, match="pytorch_model.bin.*never unpickles"):
         zoo.load("hf://org/tiny-gpt2")
+
+
+def test_a_checkpoint_card_loads_from_its_hf_source(checkpoints, tmp_path):
+    """`zoo.load("gpt2")` goes through the card's hf:// source (served here
+    by a local hub holding a small GPT-2 under the real repository name)."""
+    from hf_hub_server import HubServer, hub_environment
+
+    repository = zoo.info("gpt2").checkpoint["source"].removeprefix("hf://")
+    shutil.copytree(checkpoints[("gpt2", "lm")][0], tmp_path / "hub" / repository)
+    with HubServer(tmp_path / "hub") as server, hub_environment(server, tmp_path / "hf-cache"):
+        model = zoo.load("gpt2")
+        assert model.family == "transformer-decoder" and model.tokenizer is not None
+        assert any(path.startswith(f"/{repository}/resolve/") for _, path in server.requests)
+        assert isinstance(model.generate("The zoo", max_length=12), str)
+
+
+def test_zoo_convert_writes_a_preset_folder(checkpoints, tmp_path):
+    from zoo.cli.commands import main
+
+    folder, reference, _ = checkpoints[("roberta", "lm")]
+    assert main(["convert", str(folder), "--out", str(tmp_path / "converted")]) == 0
+    assert (tmp_path / "converted" / "manifest.json").is_file()
+    model = zoo.load(str(tmp_path / "converted"))
+    ids, mask = inputs_with_padding(reference.config.vocab_size, model.zoo_config.pad_token_id)
+    expected = reference_outputs(reference, ids, mask)
+    actual = np.asarray(model.predict({"token_ids": ids, "padding_mask": mask}, verbose=0))
+    assert np.abs(actual - expected)[mask].max() < TOLERANCE
+
+
+def test_zoo_convert_refuses_a_zoo_preset(tmp_path, capsys):
+    from zoo.cli.commands import main
+
+    assert main(["convert", "dense-tiny", "--out", str(tmp_path / "out")]) != 0
+    assert "not a transformers checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

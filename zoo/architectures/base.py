@@ -169,6 +169,9 @@ class ZooModel(keras.Model):
         ...
         zoo.errors.InvalidDataError: inputs: token ids must be in 0..4095 (the vocabulary), found 4096 (1 of 2 values).
         """
+        if isinstance(x, dict):
+            # Keras matches a dict with an extra key to the inputs by position, not name.
+            self._refuse_unknown_keys(x, what)
         for name, array in self._named_input_arrays(x):
             label = what if len(self.inputs) == 1 else f"{what}[{name!r}]"
             context = self.context_lengths.get(name)
@@ -180,11 +183,21 @@ class ZooModel(keras.Model):
                     f"{context} (its position embedding): cut or split the sequences first."
                 )
             if np.issubdtype(array.dtype, np.integer):
-                size, what, where = self.input_vocabulary(name)
+                size, ids, where = self.input_vocabulary(name)
                 if size:
-                    check_in_range(array, 0, size - 1, label, what, where)
+                    check_in_range(array, 0, size - 1, label, ids, where)
             elif finite and np.issubdtype(array.dtype, np.floating):
                 check_finite(array, label)
+
+    def _refuse_unknown_keys(self, x, what):
+        from zoo.errors import InvalidDataError
+
+        names = [tensor.name for tensor in self.inputs]
+        unknown = sorted(set(x) - set(names))
+        if unknown:
+            hint = " (transformers' attention_mask is the zoo's padding_mask)" if "attention_mask" in unknown else ""
+            raise InvalidDataError(f"{what} has the key(s) {unknown}, which this model does not take; its "
+                                   f"inputs are {sorted(names)}{hint}.")
 
     def input_vocabulary(self, name):
         """`(size, what the ids are, where they index)` of integer input

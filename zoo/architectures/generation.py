@@ -113,7 +113,7 @@ def check_length(max_length, limit, what):
     return int(max_length)
 
 
-def prompt_buffer(prompt_ids, max_length, vocab_size, pad_id=PAD_ID):
+def prompt_buffer(prompt_ids, max_length, vocab_size, pad_id=PAD_ID, stop_token_ids=None):
     """Right-pad prompts into a `(batch, max_length)` int32 buffer.
 
     Returns `(tokens, keep, start)`: `keep` marks the prompt tokens samplers
@@ -132,11 +132,17 @@ def prompt_buffer(prompt_ids, max_length, vocab_size, pad_id=PAD_ID):
             f"every prompt needs 1 to max_length={max_length} tokens; got prompt "
             f"lengths {lengths.tolist()} in a buffer of {prompt.shape[1]}."
         )
-    tokens = np.full((prompt.shape[0], max_length), PAD_ID if pad_id is None else pad_id, dtype="int32")
+    fill = _first_id_not_in(stop_token_ids or ()) if pad_id is None else pad_id
+    tokens = np.full((prompt.shape[0], max_length), fill, dtype="int32")
     tokens[:, : prompt.shape[1]] = prompt
     keep = np.zeros(tokens.shape, bool)
     keep[:, : prompt.shape[1]] = real
     return tokens, keep, int(lengths.min())
+
+
+def _first_id_not_in(ids):
+    taken = {int(token) for token in ids}
+    return next(token for token in range(len(taken) + 1) if token not in taken)
 
 
 def truncate_after_stop(tokens, keep, stop_token_ids, pad_id=PAD_ID):

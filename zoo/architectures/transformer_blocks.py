@@ -142,6 +142,7 @@ def complete_inputs(inputs, dims):
     """
     if not isinstance(inputs, dict):
         inputs = {"token_ids": inputs}
+    check_input_names(inputs, dims)
     missing = [name for name in dims.optional_inputs() if name not in inputs]
     if not missing:
         return inputs
@@ -154,6 +155,20 @@ def complete_inputs(inputs, dims):
         made["token_type_ids"] = keras.ops.zeros_like(token_ids)
     given = {name: keras.ops.convert_to_tensor(value) for name, value in inputs.items() if name != "token_ids"}
     return {**given, **made}
+
+
+def check_input_names(inputs, dims):
+    """Refuse a dict with a key the model does not take: Keras would match
+    the inputs up by position instead of by name, without a word."""
+    from zoo.errors import InvalidDataError
+
+    allowed = ("token_ids", *dims.optional_inputs())
+    unknown = sorted(set(inputs) - set(allowed))
+    if unknown or "token_ids" not in inputs:
+        hint = " (transformers' attention_mask is the zoo's padding_mask)" if "attention_mask" in unknown else ""
+        raise InvalidDataError(
+            f"This model takes the inputs {list(allowed)}, token_ids required; got {sorted(inputs)}{hint}."
+        )
 
 
 def embed(inputs, dims, max_length, name):

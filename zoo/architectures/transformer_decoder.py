@@ -142,7 +142,8 @@ class TransformerDecoderLM(ZooModel):
                                      pad_id)
 
         def generate_ids(prompt_ids):
-            tokens, keep, start = generation.prompt_buffer(prompt_ids, max_length, self.zoo_config.vocab_size, pad_id)
+            tokens, keep, start = generation.prompt_buffer(prompt_ids, max_length, self.zoo_config.vocab_size, pad_id,
+                                                           stop_token_ids)
             # `start` goes in as an array: a compiled program would take a number as a constant.
             arrays = (tokens, keep, np.int32(start))
             output = generation.run_sampling(self, sample_tokens, arrays, sampler, key)

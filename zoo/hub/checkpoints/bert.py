@@ -54,6 +54,8 @@ def head_config(hf, pooler):
     (with its number of labels) for sequence classification ones, and for a
     bare model a classifier whose head the user's `num_classes` will replace."""
     head = checkpoint_head(hf)
+    require(hf, "problem_type", (None, "single_label_classification"), None,
+            "the classifier is single-label: softmax over the classes")
     config = {"pooling": "first", "pooler_activation": pooler}
     if head == "masked-lm":
         return {**config, "head": "masked-lm"}
