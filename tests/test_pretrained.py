@@ -17,7 +17,7 @@ from zoo.data import datasets
 from zoo.eval import published
 from zoo.hub import folder_format, resolving
 
-PRETRAINED = zoo.list_presets(pretrained=True)
+PRETRAINED = zoo.list_presets(pretrained=True, checkpoint=False)
 PRESETS_DIR = registry.builtin_cards_folder()
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_CARD_SECTIONS = ("## Intended use", "## Limits", "## Data", "## Training",

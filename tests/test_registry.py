@@ -15,11 +15,37 @@ FAMILIES = ("dense", "cnn", "lstm", "transformer-encoder", "transformer-decoder"
 @pytest.mark.backend_free
 def test_every_family_has_three_sizes():
     for family in FAMILIES:
-        names = zoo.list_presets(family=family)
+        names = zoo.list_presets(family=family, checkpoint=False)
         untagged = [n for n in names if "." not in n]
         assert sorted(zoo.info(n).size for n in untagged) == ["base", "small", "tiny"], family
         assert all(n.startswith(family + "-") for n in names)
-    assert len([n for n in zoo.list_presets() if "." not in n]) == 18
+    assert len([n for n in zoo.list_presets(checkpoint=False) if "." not in n]) == 18
+
+
+CHECKPOINT_CARDS = ["bert-base-uncased", "distilbert-base-uncased", "distilgpt2", "gpt2", "roberta-base"]
+
+
+@pytest.mark.backend_free
+def test_the_well_known_checkpoints_have_cards():
+    assert zoo.list_presets(checkpoint=True) == CHECKPOINT_CARDS
+    for name in CHECKPOINT_CARDS:
+        card = zoo.info(name)
+        assert card.pretrained and card.weights is None
+        assert card.checkpoint["source"].startswith("hf://") and card.license in ("MIT", "Apache-2.0")
+        assert card.size in zoo.registry.SIZES and card.params > 60_000_000
+    assert sorted(zoo.list_presets(checkpoint=False) + CHECKPOINT_CARDS) == zoo.list_presets()
+
+
+@pytest.mark.backend_free
+@pytest.mark.parametrize("checkpoint, problem", [
+    ({"source": "https://x/y", "model_type": "gpt2", "architecture": "GPT2LMHeadModel", "size": "base"}, "hf://"),
+    ({"source": "hf://x/y", "model_type": "gpt2", "size": "base"}, "architecture"),
+    ({"source": "hf://x/y", "model_type": "gpt2", "architecture": "A", "size": "huge"}, "size"),
+])
+def test_a_malformed_checkpoint_entry_is_refused(checkpoint, problem):
+    card = {**zoo.info("gpt2").to_dict(), "checkpoint": checkpoint}
+    with pytest.raises(zoo.errors.InvalidPresetError, match="'checkpoint' must be"):
+        zoo.registry.card_from_dict(card)
 
 
 @pytest.mark.backend_free

@@ -31,6 +31,10 @@ class PresetCard:
             the weights (bundled beside the cards, else fetched from $ZOO_MIRROR)
             and the sha256 of its manifest.json, which pins every file.
         metrics: published metrics of the pretrained weights.
+        checkpoint: None, or `{"source", "model_type", "architecture", "size"}`
+            for a well-known checkpoint of another ecosystem (GPT-2, BERT, ...):
+            its hf:// source, converted into the card's family on first load
+            and cached (see docs/checkpoints.md).
     """
 
     name: str
@@ -43,13 +47,16 @@ class PresetCard:
     license: str = "Apache-2.0"
     weights: dict | None = None
     metrics: dict = dataclasses.field(default_factory=dict)
+    checkpoint: dict | None = None
 
     @property
     def pretrained(self):
-        return self.weights is not None
+        return self.weights is not None or self.checkpoint is not None
 
     @property
     def size(self):
+        if self.checkpoint is not None:
+            return self.checkpoint["size"]
         return self.name.split(".")[0].rsplit("-", 1)[-1]
 
     def to_dict(self):
@@ -75,7 +82,7 @@ def card_from_dict(data, *, source="<dict>"):
         )
     expected_types = {"name": str, "family": str, "task": str, "description": str,
                       "config": dict, "inputs": dict, "params": int, "license": str,
-                      "weights": (dict, type(None)), "metrics": dict}
+                      "weights": (dict, type(None)), "metrics": dict, "checkpoint": (dict, type(None))}
     for key, value in data.items():
         if not isinstance(value, expected_types[key]):
             raise InvalidPresetError(f"{source}: key {key!r} has the wrong type {type(value).__name__}.")
@@ -88,7 +95,24 @@ def card_from_dict(data, *, source="<dict>"):
             f"{source}: 'weights' must be null or {{'folder': <preset folder name>, "
             f"'manifest_sha256': <sha256 of its manifest.json>}}, got {weights!r}."
         )
+    _check_checkpoint(data.get("checkpoint"), weights, source)
     return PresetCard(**data)
+
+
+CHECKPOINT_KEYS = ("source", "model_type", "architecture", "size")
+
+
+def _check_checkpoint(checkpoint, weights, source):
+    if checkpoint is None:
+        return
+    sound = (sorted(checkpoint) == sorted(CHECKPOINT_KEYS) and all(isinstance(v, str) for v in checkpoint.values())
+             and checkpoint["source"].startswith("hf://") and checkpoint["size"] in SIZES)
+    if not sound or weights is not None:
+        raise InvalidPresetError(
+            f"{source}: 'checkpoint' must be {{'source': 'hf://org/name[@revision]', 'model_type', "
+            f"'architecture', 'size': one of {SIZES}}}, and a card has either 'weights' or 'checkpoint'; "
+            f"got {checkpoint!r}."
+        )
 
 
 def builtin_cards_folder():
@@ -115,12 +139,13 @@ def _all_cards():
     return _cards
 
 
-def list_presets(pattern="*", family=None, task=None, pretrained=None):
+def list_presets(pattern="*", family=None, task=None, pretrained=None, checkpoint=None):
     """Sorted names of the presets matching every filter given.
 
     `pattern` is an fnmatch pattern ("transformer*", "*-small"); `family` and
     `task` match exactly; `pretrained=True/False` keeps presets with/without
-    weights.
+    weights; `checkpoint=True/False` keeps the well-known checkpoints of
+    other ecosystems (GPT-2, BERT, ...) or the zoo's own presets.
 
     Example:
     >>> import zoo
@@ -128,6 +153,8 @@ def list_presets(pattern="*", family=None, task=None, pretrained=None):
     ['cnn-base', 'cnn-small', 'cnn-small.digits', 'cnn-tiny']
     >>> zoo.list_presets(family="dense", pretrained=True)
     ['dense-small.breast-cancer']
+    >>> zoo.list_presets("*bert*", checkpoint=True)
+    ['bert-base-uncased', 'distilbert-base-uncased', 'roberta-base']
     """
     return sorted(
         card.name
@@ -136,6 +163,7 @@ def list_presets(pattern="*", family=None, task=None, pretrained=None):
         and (family is None or card.family == family)
         and (task is None or card.task == task)
         and (pretrained is None or card.pretrained == pretrained)
+        and (checkpoint is None or (card.checkpoint is not None) == checkpoint)
     )
 
 

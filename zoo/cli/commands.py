@@ -3,6 +3,7 @@
     zoo list [PATTERN] [--family F] [--task T] [--pretrained | --no-pretrained]
     zoo info NAME [--json]
     zoo download SOURCE [--quiet]
+    zoo convert SOURCE --out FOLDER   (a transformers checkpoint -> a zoo preset folder)
     zoo cache list | verify | clear [NAME] | dir
     zoo demo
     zoo finetune NAME --data FILE_OR_FOLDER [--target COLUMN] --epochs N --out FOLDER
@@ -75,9 +76,12 @@ def info_command(args, console):
     table.add_row("params", f"{card.params:,}")
     table.add_row("inputs", describe_inputs(card.inputs))
     table.add_row("pretrained", "yes" if card.pretrained else "no (random initialisation)")
-    model_card = registry.builtin_cards_folder() / card.weights["folder"] / "README.md" if card.pretrained else None
+    model_card = registry.builtin_cards_folder() / card.weights["folder"] / "README.md" if card.weights else None
     if model_card is not None and model_card.is_file():
         table.add_row("model card", str(model_card))
+    if card.checkpoint is not None:
+        table.add_row("checkpoint", f"{card.checkpoint['source']} ({card.checkpoint['architecture']}), "
+                                    "converted on first load; see docs/checkpoints.md")
     table.add_row("license", card.license)
     for key, value in card.config.items():
         table.add_row(f"config.{key}", json.dumps(value))
@@ -95,6 +99,14 @@ def download_command(args, console):
     if not cache.is_cached(source):  # a cache entry was built and loaded before it became one
         cache.check_loads(folder)
     console.print(f"{args.source} -> {folder}", highlight=False)
+    return 0
+
+
+def convert_command(args, console):
+    from zoo.hub import resolving
+
+    folder = resolving.convert_source(args.source, args.out, overwrite=args.overwrite)
+    console.print(f"{args.source} -> {folder} (a zoo preset: zoo.load({str(folder)!r}))", highlight=False)
     return 0
 
 
@@ -304,6 +316,13 @@ def build_parser():
     download.add_argument("--quiet", action="store_true", help="no progress bar")
     download.set_defaults(run=download_command)
 
+    convert = commands.add_parser("convert", help="convert a transformers checkpoint into a zoo preset folder")
+    convert.add_argument("source", type=some_text,
+                         help="checkpoint folder, hf://org/name[@rev], or a checkpoint preset name such as gpt2")
+    convert.add_argument("--out", required=True, type=Path, help="the preset folder to write")
+    convert.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    convert.set_defaults(run=convert_command)
+
     cache = commands.add_parser("cache", help="inspect, verify or clear the download cache")
     cache.add_argument("action", choices=("list", "verify", "clear", "dir"))
     cache.add_argument("name", nargs="?", help="with clear: only entries whose name or source contains this")
@@ -357,7 +376,7 @@ def build_parser():
 
 
 KERAS_BACKENDS = ("tensorflow", "jax", "torch", "numpy", "openvino")
-KERAS_COMMANDS = ("download", "demo", "finetune", "eval", "bench")  # the ones that start Keras
+KERAS_COMMANDS = ("download", "convert", "demo", "finetune", "eval", "bench")  # the ones that start Keras
 
 
 def main(argv=None):

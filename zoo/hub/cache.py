@@ -116,6 +116,8 @@ def is_cached(source):
     """Whether `source` is fetched into a cache entry (not used in place)."""
     if source.kind == "builtin":
         card = registry.info(source.location)
+        if card.checkpoint is not None:
+            return True  # converted into the cache
         return card.pretrained and not (registry.builtin_cards_folder() / card.weights["folder"]).is_dir()
     return source.kind in ("http-folder", "http-archive", "archive")
 

@@ -42,6 +42,8 @@ def resolve(source, *, quiet=None, repair=False):
 def resolve_builtin(card, *, quiet=None, repair=False):
     """The weights folder of a built-in card: bundled with the package, else
     fetched from $ZOO_MIRROR and pinned by the card's manifest hash."""
+    if card.checkpoint is not None:
+        return from_hugging_face(card.checkpoint["source"].removeprefix("hf://"), label=card.name)
     if not card.pretrained:
         raise ZooError(
             f"Preset {card.name!r} has no pretrained weights, so there is nothing to fetch: "
@@ -72,13 +74,44 @@ def converted_folder(folder):
     return cache.convert_into_cache(entry_name, str(folder), str(folder), lambda: folder)
 
 
-def from_hugging_face(location):
+def from_hugging_face(location, label=None):
     """A verified preset folder for hf://`location`: the repository's zoo
-    preset, or its transformers checkpoint converted once into the cache."""
+    preset, or its transformers checkpoint converted once into the cache
+    (`label`: how messages name it, the source by default)."""
+    source = f"hf://{location}"
+    label = label or source
     entry_name = "hf-" + "".join(c if c.isalnum() or c in "-._@" else "_" for c in location)
     if (cache.cache_root() / entry_name / cache.SOURCE_FILE).is_file():
-        return cache.convert_into_cache(entry_name, f"hf://{location}", f"hf://{location}", None)
+        return cache.convert_into_cache(entry_name, label, source, None)
     if hosted.hugging_face_holds_preset(location):
         return hosted.from_hugging_face(location)
-    return cache.convert_into_cache(entry_name, f"hf://{location}", f"hf://{location}",
-                                    lambda: hosted.checkpoint_from_hugging_face(location))
+    return cache.convert_into_cache(entry_name, label, source, lambda: hosted.checkpoint_from_hugging_face(location))
+
+
+def convert_source(source, destination, *, overwrite=False):
+    """`zoo convert`: the zoo preset of a checkpoint `source` (a checkpoint
+    folder, hf://..., or a checkpoint card such as "gpt2"), converted once
+    into the cache and copied to `destination`; returns its path."""
+    import shutil
+    import uuid
+
+    parsed = sources.parse_source(source)
+    is_card = parsed.kind == "builtin" and registry.info(parsed.location).checkpoint is not None
+    is_checkpoint = parsed.kind == "hf" or (parsed.kind == "folder" and is_checkpoint_folder(parsed.location))
+    if not (is_card or is_checkpoint):
+        raise InvalidPresetError(
+            f"{source} is not a transformers checkpoint (a folder with config.json naming a model_type, an "
+            f"hf:// repository, or one of the checkpoint presets {registry.list_presets(checkpoint=True)}); "
+            "a zoo preset needs no conversion."
+        )
+    destination = Path(destination)
+    folder_format.check_writable_folder(destination, overwrite, hint="pass --overwrite to replace it")
+    converted = resolve(parsed)
+    staging = destination.parent / f".{destination.name}.partial-{uuid.uuid4().hex[:8]}"
+    try:
+        shutil.copytree(converted, staging, ignore=shutil.ignore_patterns(cache.SOURCE_FILE))
+        folder_format.verify_folder(staging, exact=True)
+        folder_format.replace_folder(staging, destination)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return destination

@@ -81,3 +81,4 @@ def checkpoint_metadata(hf_config, source):
     if names and names != [f"LABEL_{index}" for index in range(len(names))]:
         metadata["label_names"] = names
     return metadata
+
