@@ -145,15 +145,15 @@ class TransformerSeq2Seq(ZooModel):
                 x,
                 encoder_sequence=encoded,
                 encoder_padding_mask=encoder_mask,
-                self_attention_cache=cache[:, layer_index],
+                self_attention_cache=cache[layer_index],
                 self_attention_cache_update_index=index,
-                cross_attention_cache=cross_cache[:, layer_index],
+                cross_attention_cache=cross_cache[layer_index],
                 cross_attention_cache_update_index=cross_index,
             )
             next_cache.append(layer_cache)
             next_cross_cache.append(layer_cross_cache)
         logits = self.decoder_embedding.token_embedding(self.decoder_norm(x), reverse=True)
-        return logits, ops.stack(next_cache, axis=1), ops.stack(next_cross_cache, axis=1)
+        return logits, tuple(next_cache), tuple(next_cross_cache)
 
     def generate(self, encoder_token_ids, max_length=None, sampler="greedy", seed=None,
                  stop_token_ids="end", **sampler_options):
@@ -212,8 +212,8 @@ class TransformerSeq2Seq(ZooModel):
         cross_cache = blocks.empty_cache(batch_size, config.num_decoder_layers, ops.shape(source)[1], config)
         _, cache, cross_cache = self.call_with_cache(tokens, encoded, encoder_mask, cache, cross_cache, 0, 0)
         # The sampler repeats `cache` per beam itself; the step's closure must match it.
-        encoded, encoder_mask, cross_cache = generation.repeat_for_beams(
-            sampler, encoded, encoder_mask, cross_cache
+        encoded, encoder_mask, *cross_cache = generation.repeat_for_beams(
+            sampler, encoded, encoder_mask, *cross_cache
         )
 
         def step(token_ids, cache, index):

@@ -239,8 +239,13 @@ def encode(inputs, dims, num_layers, max_length, name):
 
 
 def empty_cache(batch_size, num_layers, length, dims):
-    """Zeroed key/value cache in the layout keras_hub's cached attention expects."""
+    """Zeroed key/value caches, one per layer, each in the layout keras_hub's
+    cached attention expects: (batch, 2, length, heads, head_dim).
+
+    One array per layer, not one stacked array: a decoding step then updates
+    each layer's cache where it is, instead of slicing every layer's out of
+    the stack and stacking them again (two copies of the whole cache a token).
+    """
     head_dim = dims.hidden_dim // dims.num_heads
-    return keras.ops.zeros(
-        (batch_size, num_layers, 2, length, dims.num_heads, head_dim), dtype="float32"
-    )
+    shape = (batch_size, 2, length, dims.num_heads, head_dim)
+    return tuple(keras.ops.zeros(shape, dtype="float32") for _ in range(num_layers))

@@ -98,12 +98,12 @@ class TransformerDecoderLM(ZooModel):
         for layer_index, block in enumerate(self.decoder_blocks):
             x, layer_cache = block(
                 x,
-                self_attention_cache=cache[:, layer_index],
+                self_attention_cache=cache[layer_index],
                 self_attention_cache_update_index=index,
             )
             next_cache.append(layer_cache)
         logits = self.embedding.token_embedding(self.final_norm(x), reverse=True)
-        return logits, ops.stack(next_cache, axis=1)
+        return logits, tuple(next_cache)
 
     def generate(self, prompt_ids, max_length=None, sampler="greedy", seed=None,
                  stop_token_ids=None, **sampler_options):
