@@ -135,7 +135,8 @@ def test_bench_all_reports_ratios_measured_side_by_side(tmp_path):
     # --update replaces the measured preset's old rows and keeps the others.
     path = tmp_path / "results.csv"
     stale = {"device": "cpu", "backend": "jax", "mode": "train", "jit_compile": True, "vs_native": 9.0}
-    bench_all.write_rows(path, [{**stale, "preset": "dense-tiny"}, {**stale, "preset": "cnn-tiny"}])
+    bench_all.result_csv.write_rows(path, [{**stale, "preset": "dense-tiny"}, {**stale, "preset": "cnn-tiny"}],
+                                    bench_all.FIELDS)
     bench_all.main(["--presets", "dense-tiny", "--backends", keras.backend.backend(), "--jit", "auto",
                     "--min-seconds", "0.2", "--csv", str(path), "--update"])
     with open(path, newline="") as file:

@@ -24,7 +24,6 @@ below 0.7x.
 """
 
 import argparse
-import csv
 import json
 import os
 import subprocess
@@ -34,6 +33,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from tools import result_csv  # noqa: E402  (the checkout is on sys.path above)
 
 BACKENDS = ("tensorflow", "jax", "torch")
 FAMILIES = ("dense", "cnn", "lstm", "transformer-encoder", "transformer-decoder", "transformer")
@@ -77,7 +78,7 @@ def main(argv=None):
         path = args.csv or ROOT / "benchmarks" / f"results-{rows[0]['device']}.csv"
         if args.update and path.exists():
             rows = merge_rows(read_rows(path), rows)
-        write_rows(path, rows)
+        result_csv.write_rows(path, rows, FIELDS)
         print(f"wrote {len(rows)} rows to {path}")
     return 0
 
@@ -175,15 +176,6 @@ def zoo_row(result, native, matmul_gflops):
     }
 
 
-def write_rows(path, rows):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=FIELDS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({key: _format(row.get(key)) for key in FIELDS})
-
-
 def merge_rows(recorded, measured):
     """`recorded` rows with every preset in `measured` replaced by its new
     rows (where its old ones were; new presets go last). A preset's ratios
@@ -202,20 +194,9 @@ def merge_rows(recorded, measured):
     return merged + [row for preset, rows in new_rows.items() if preset not in placed for row in rows]
 
 
-def _format(value):
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "" if value is None else value
-
-
 def read_rows(path):
-    with open(path, newline="") as file:
-        rows = list(csv.DictReader(file))
-    for row in rows:
-        for key in ("samples_per_s", "vs_native", "gflops", "of_peak", "first_step_s", "matmul_gflops"):
-            row[key] = float(row[key]) if row[key] else None
-        row["jit_compile"] = row["jit_compile"] == "True"
-    return rows
+    return result_csv.read_rows(path, floats=("samples_per_s", "vs_native", "gflops", "of_peak", "first_step_s",
+                                              "matmul_gflops"), bools=("jit_compile",))
 
 
 def target_verdicts(rows):
