@@ -109,3 +109,17 @@ def assert_same_outputs(model_a, model_b, inputs, atol=1e-5):
     expected = to_numpy(model_a(inputs, training=False))
     actual = to_numpy(model_b(inputs, training=False))
     np.testing.assert_allclose(actual, expected, atol=atol, rtol=0)
+
+
+@pytest.fixture(scope="module")
+def models():
+    """`models(name)`: the preset `name`, loaded once per test module (tests
+    that use it must leave the model as they found it)."""
+    loaded = {}
+
+    def get(name):
+        if name not in loaded:
+            loaded[name] = zoo.load(name)
+        return loaded[name]
+
+    return get

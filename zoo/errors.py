@@ -94,3 +94,8 @@ class DataFileNotFoundError(ZooError, FileNotFoundError):
 
 class UnsupportedBackendError(ZooError, NotImplementedError):
     """The active Keras backend cannot do what was asked; the message names one that can."""
+
+
+class ExportError(ZooError, ValueError):
+    """An export that could not be written, or whose artefact does not compute
+    what the Keras model does; nothing was saved."""

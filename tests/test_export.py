@@ -1,0 +1,209 @@
+"""zoo.export and `zoo export`: every family to every format its backend can
+write, run in the format's own runtime and compared with Keras; the routes
+that cannot work refused with where to go instead; a failed export leaves
+nothing behind. Runs on each backend (the routes differ by backend)."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+import zoo
+from zoo.cli.commands import main
+from zoo.deploy import export as exporting
+from zoo.deploy import routes, runtimes
+
+pytest.importorskip("onnxruntime")
+
+BACKEND = keras.backend.backend()
+FAMILIES = ["dense-tiny", "cnn-tiny", "lstm-tiny", "transformer-encoder-tiny", "transformer-decoder-tiny",
+            "transformer-tiny"]
+TRANSFORMERS = FAMILIES[3:]
+# What works, per backend: the table of docs/deployment.md (tools/deployment_table.py measures it).
+WORKS = {
+    "tensorflow": {
+        "onnx": FAMILIES,
+        "tf_saved_model": FAMILIES,
+        "litert": ["dense-tiny", "cnn-tiny", *TRANSFORMERS],
+    },
+    "jax": {
+        "onnx": ["dense-tiny", "cnn-tiny", "transformer-encoder-tiny"],
+        "tf_saved_model": ["dense-tiny", "cnn-tiny", "lstm-tiny"],
+    },
+    "torch": {
+        "onnx": ["dense-tiny", "cnn-tiny", *TRANSFORMERS],
+        "torch_export": ["dense-tiny", "cnn-tiny", *TRANSFORMERS],
+    },
+}[BACKEND]
+WORKING = [(preset, format) for format, presets in WORKS.items() for preset in presets]
+REFUSED = [(preset, format) for format in routes.FORMATS for preset in FAMILIES if preset not in WORKS.get(format, ())]
+# The slowest conversions (tf2onnx and the TFLite converter on the seq2seq model: ~20 s each on 2 cores).
+SLOW = {("transformer-tiny", "onnx"), ("transformer-tiny", "litert")} if BACKEND == "tensorflow" else set()
+
+
+def artefact_path(folder, format, stem="model"):
+    return folder / f"{stem}{routes.SUFFIXES[format]}"
+
+
+def keras_outputs(model, batch):
+    inputs = next(iter(batch.values())) if len(batch) == 1 else batch
+    return np.asarray(model.predict(inputs, verbose=0))
+
+
+@pytest.mark.parametrize(
+    ("preset", "format"),
+    [pytest.param(*route, marks=[pytest.mark.slow] if route in SLOW else []) for route in WORKING],
+    ids=lambda value: value,
+)
+def test_export_runs_in_its_runtime_as_keras_does(preset, format, models, tmp_path):
+    model = models(preset)
+    path = artefact_path(tmp_path, format)
+    report = zoo.export(model, path, format=format)
+    assert report.path == path and path.exists()
+    assert report.format == format and report.backend == BACKEND
+    assert report.max_abs_diff <= 1e-5 * max(1, report.largest_output)
+    assert path in report.files and sorted(tmp_path.iterdir()) == sorted(report.files)  # no partial file left
+    # Our own check, on a batch export() did not see (another batch size, length and seed).
+    (batch,) = exporting.check_batches(model, exporting.input_signature(model), shapes=((2, 11),), seed=7)
+    output = runtimes.run(format, path, batch)
+    expected = keras_outputs(model, batch)
+    np.testing.assert_allclose(output, expected, atol=1e-5 * max(1, np.abs(expected).max()), rtol=0)
+    # Dynamic batch (and length): the checked shapes differ in both.
+    (first_rows, first_length), (second_rows, second_length) = report.checked
+    assert first_rows != second_rows and (first_length != second_length or not model.sequence_inputs)
+
+
+@pytest.mark.parametrize(("preset", "format"), REFUSED, ids=lambda value: value)
+def test_impossible_routes_are_refused_with_where_to_go(preset, format, models, tmp_path):
+    path = artefact_path(tmp_path, format)
+    with pytest.raises(zoo.UnsupportedBackendError) as refused:
+        zoo.export(models(preset), path, format=format)
+    message = str(refused.value)
+    assert f"format={format!r}" in message and BACKEND in message
+    assert "KERAS_BACKEND=" in message or "exports as" in message or "No backend" in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_export_that_differs_from_keras_saves_nothing_and_replaces_nothing(models, tmp_path):
+    model = models("transformer-encoder-tiny")
+    path = tmp_path / "encoder.onnx"
+    path.write_text("the previous export")
+    with pytest.raises(zoo.ExportError, match="differs from Keras by .* more than tolerance=1e-15 x max"):
+        zoo.export(model, path, format="onnx", overwrite=True, tolerance=1e-15)
+    assert path.read_text() == "the previous export"
+    assert [entry.name for entry in tmp_path.iterdir()] == ["encoder.onnx"]
+
+
+def test_exporting_leaves_the_model_as_it_was(models, tmp_path):
+    model = models("transformer-decoder-tiny")
+    x, _ = model.example_batch(batch_size=2, length=9)
+    before = np.asarray(model.predict(x, verbose=0))
+    classes = {id(layer): type(layer) for layer in model._flatten_layers()}
+    format = "torch_export" if BACKEND == "torch" else "onnx" if BACKEND == "tensorflow" else "tf_saved_model"
+    if format in WORKS and "transformer-decoder-tiny" not in WORKS[format]:
+        model, x = models("dense-tiny"), models("dense-tiny").example_batch(batch_size=2)[0]
+        before = np.asarray(model.predict(x, verbose=0))
+        classes = {id(layer): type(layer) for layer in model._flatten_layers()}
+    zoo.export(model, artefact_path(tmp_path, format), format=format)
+    assert {id(layer): type(layer) for layer in model._flatten_layers()} == classes
+    np.testing.assert_array_equal(np.asarray(model.predict(x, verbose=0)), before)
+
+
+@pytest.mark.parametrize(
+    ("path", "format", "message"),
+    [
+        ("model.onnx", "pickle", "not an export format; choose one of onnx, tf_saved_model, litert, torch_export"),
+        ("model.bin", "onnx", "A onnx export is a .onnx file: got"),
+        # The format this backend writes that is not one .onnx file.
+        ("saved.onnx", "tf_saved_model", "A tf_saved_model export is a folder") if BACKEND != "torch" else
+        ("model.onnx", "torch_export", "A torch_export export is a .pt2 file: got"),
+        ("missing/model.onnx", "onnx", "does not exist: create it first"),
+    ],
+)
+def test_bad_destinations_are_refused_before_anything_runs(path, format, message, models, tmp_path):
+    with pytest.raises(zoo.ExportError, match=message.replace(".", r"\.")):
+        zoo.export(models("dense-tiny"), tmp_path / path, format=format)
+    assert not (tmp_path / path).exists()
+
+
+def test_an_existing_destination_needs_overwrite(models, tmp_path):
+    path = tmp_path / "model.onnx"
+    path.write_text("kept")
+    with pytest.raises(zoo.ExportError, match="exists; pass overwrite=True"):
+        zoo.export(models("dense-tiny"), path, format="onnx")
+    assert path.read_text() == "kept"
+    report = zoo.export(models("dense-tiny"), path, format="onnx", overwrite=True)
+    assert report.max_abs_diff <= 1e-5 and path.read_bytes() != b"kept"
+
+
+def test_an_onnx_export_serves_without_keras(models, tmp_path):
+    """The deployment story: a process with no Keras, TensorFlow, JAX or torch runs the model."""
+    model = zoo.load("dense-small.breast-cancer")
+    path = tmp_path / "breast-cancer.onnx"
+    zoo.export(model, path, format="onnx")
+    features = np.random.default_rng(0).normal(size=(5, 30)).astype("float32")
+    np.save(tmp_path / "features.npy", features)
+    script = textwrap.dedent(f"""
+        import sys
+        for name in ("keras", "tensorflow", "jax", "torch", "zoo"):
+            sys.modules[name] = None  # importing any of them now fails
+        import numpy as np
+        import onnxruntime
+        session = onnxruntime.InferenceSession({str(path)!r}, providers=["CPUExecutionProvider"])
+        (name,) = [node.name for node in session.get_inputs()]
+        logits = session.run(None, {{name: np.load({str(tmp_path / "features.npy")!r})}})[0]
+        np.save({str(tmp_path / "logits.npy")!r}, logits)
+    """)
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+    expected = model.predict(features, verbose=0)
+    np.testing.assert_allclose(np.load(tmp_path / "logits.npy"), expected, atol=1e-5 * max(1, np.abs(expected).max()))
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_command_exports_and_says_how_close(capsys, tmp_path):
+    out_path = tmp_path / "dense.onnx"
+    code, out, err = run_cli(capsys, "export", "dense-tiny", "--format", "onnx", "--out", str(out_path))
+    assert code == 0, err
+    assert out_path.is_file() and "onnxruntime matches Keras within" in out and "features (batch, 30)" in out
+
+
+def test_command_refuses_an_impossible_route_in_one_line(capsys, tmp_path):
+    format = "torch_export" if BACKEND != "torch" else "tf_saved_model"
+    code, out, err = run_cli(capsys, "export", "dense-tiny", "--format", format, "--out",
+                             str(artefact_path(tmp_path, format)))
+    assert code == 2 and "Traceback" not in err
+    assert err.startswith("error:") and "KERAS_BACKEND=" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_command_exports_from_another_backend_in_a_fresh_process(tmp_path):
+    other = "torch" if BACKEND != "torch" else "tensorflow"
+    format = "torch_export" if other == "torch" else "tf_saved_model"
+    out_path = artefact_path(tmp_path, format)
+    done = subprocess.run(
+        [sys.executable, "-m", "zoo", "export", "dense-tiny", "--format", format, "--out", str(out_path),
+         "--backend", other],
+        capture_output=True, text=True, timeout=600, check=False, env={**os.environ},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"written on {other}" in done.stdout and out_path.exists()
+
+
+def test_the_published_routes_are_the_ones_tested_here():
+    """docs/deployment.md's table (tools/deployment_table.py's last run) says what these tests hold."""
+    from tools import deployment_table
+
+    rows = deployment_table.read_rows(deployment_table.CSV_PATH)
+    published = {(row["preset"], row["format"]) for row in rows if row["backend"] == BACKEND and
+                 row["status"] == "works"}
+    assert published == set(WORKING)
