@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tools import readme_table
+from tools import deployment_table, quantized_results, readme_table
 
 ROOT = Path(__file__).resolve().parent.parent
 # The documentation: the front page, the contributors' guide and the pages it links to.
@@ -75,6 +75,27 @@ def forget_example_presets():
 @pytest.mark.parametrize("path", readme_table.DOCUMENTS, ids=lambda path: path.relative_to(ROOT).as_posix())
 def test_generated_tables_match_the_cards_and_results(path):
     assert readme_table.with_tables(path) == path.read_text(), "run: python tools/readme_table.py"
+
+
+@pytest.mark.backend_free
+def test_the_deployment_table_is_the_recorded_routes():
+    page = deployment_table.PAGE.read_text()
+    rows = deployment_table.read_rows(deployment_table.CSV_PATH)
+    assert deployment_table.with_table(page, rows) == page, "run: python tools/deployment_table.py"
+    assert {row["status"] for row in rows} <= {"works", "refused"}, "a route failed: fix it or record the limit"
+
+
+@pytest.mark.backend_free
+def test_the_quantization_table_and_cards_are_the_recorded_results():
+    import json
+
+    rows = quantized_results.read_rows(quantized_results.CSV_PATH)
+    page = quantized_results.PAGE.read_text()
+    assert quantized_results.with_table(page, rows) == page, "run: python tools/quantized_results.py --render"
+    for row in rows:
+        if row["mode"] != "float32":
+            card = json.loads((ROOT / "presets" / f"{row['preset']}.json").read_text())
+            assert card["metrics"]["quantized"][row["mode"]][row["metric"]] == row["value"], row
 
 
 @pytest.mark.parametrize("module_name", ZOO_MODULES)

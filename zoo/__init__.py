@@ -18,6 +18,7 @@ from zoo.errors import (
     DataFileError,
     DataFileNotFoundError,
     DownloadError,
+    ExportError,
     FamilyNotFoundError,
     InvalidConfigError,
     InvalidDataError,
@@ -52,6 +53,10 @@ _LAZY = {
     "data_parallel": "zoo.train.distribute",
     "model_parallel": "zoo.train.distribute",
     "initialize_multihost": "zoo.train.distribute",
+    "export": "zoo.deploy.export",
+    "quantize": "zoo.deploy.quantization",
+    "quantization_mode": "zoo.hub.models",
+    "ExportReport": "zoo.deploy.export",
 }
 
 
@@ -68,6 +73,7 @@ __all__ = [
     "DataFileError",
     "DataFileNotFoundError",
     "DownloadError",
+    "ExportError",
     "FamilyNotFoundError",
     "InvalidConfigError",
     "InvalidDataError",

@@ -8,8 +8,9 @@
     zoo demo
     zoo finetune NAME --data FILE_OR_FOLDER [--target COLUMN] --epochs N --out FOLDER
     zoo eval NAME_OR_FOLDER --data FILE_OR_FOLDER [--target COLUMN] [--out FOLDER]
-    zoo eval PRETRAINED_NAME       (recompute its published metrics on the held-out split)
+    zoo eval PRETRAINED_NAME [--quantize int8|int4|float8]   (its published metrics, recomputed)
     zoo bench NAME [--backend B] [--mode train|infer|both] [--batch-size N] [--jit auto|on|off] [--json]
+    zoo export NAME_OR_FOLDER --format onnx|tf_saved_model|litert|torch_export --out PATH [--backend B]
 
 Listing and describing read only the JSON cards, so they answer instantly and
 import no backend.
@@ -173,10 +174,7 @@ JIT_CHOICES = {"auto": "auto", "on": True, "off": False}
 
 def bench_command(args, console):
     if args.backend and not _can_use_backend(args.backend):
-        # Keras fixed this process' backend at import: measure in a fresh one.
-        argv = sys.argv[1:] if args.argv is None else args.argv
-        environment = {**os.environ, "KERAS_BACKEND": args.backend}
-        return subprocess.call([sys.executable, "-m", "zoo", *argv], env=environment)
+        return _run_on_backend(args)
     if args.backend:
         os.environ["KERAS_BACKEND"] = args.backend
     from zoo.eval import bench
@@ -198,6 +196,28 @@ def bench_command(args, console):
     else:
         bench.print_results(results, console)
     return 0
+
+
+def export_command(args, console):
+    if args.backend and not _can_use_backend(args.backend):
+        return _run_on_backend(args)
+    if args.backend:
+        os.environ["KERAS_BACKEND"] = args.backend
+    from zoo.deploy.export import export
+    from zoo.hub.loader import load
+
+    report = export(load(args.name), args.out, format=args.format, overwrite=args.overwrite,
+                    tolerance=args.tolerance)
+    console.print(str(report), highlight=False, soft_wrap=True)
+    return 0
+
+
+def _run_on_backend(args):
+    """The same command in a fresh process on `args.backend`: Keras fixed this
+    process' backend when it was imported."""
+    argv = sys.argv[1:] if args.argv is None else args.argv
+    environment = {**os.environ, "KERAS_BACKEND": args.backend}
+    return subprocess.call([sys.executable, "-m", "zoo", *argv], env=environment)
 
 
 def _check_profile_path(path):
@@ -357,6 +377,9 @@ def build_parser():
     evaluate.add_argument("name", type=some_text, help="preset name or source")
     add_data_arguments(evaluate, required=False)
     evaluate.add_argument("--out", type=some_text, help="also save report.json, report.md and plots here")
+    evaluate.add_argument("--quantize", choices=("int8", "int4", "float8"),
+                          help="evaluate the preset quantized (zoo.quantize); a pretrained preset's published "
+                               "float32 figures are shown beside")
     evaluate.set_defaults(run=eval_command)
 
     bench = commands.add_parser("bench", help="measure a preset's training and inference speed")
@@ -372,11 +395,25 @@ def build_parser():
     bench.add_argument("--json", action="store_true", help="print the results as JSON")
     bench.add_argument("--profile", type=some_text, metavar="FILE", help="write where the time goes (cProfile; torch.profiler or XLA operations) to FILE")
     bench.set_defaults(run=bench_command)
+
+    export = commands.add_parser(
+        "export", help="export a preset to onnx, tf_saved_model, litert or torch_export, checked in its runtime")
+    export.add_argument("name", type=some_text, help="preset name or source (a folder, hf://, https://...)")
+    export.add_argument("--format", required=True, choices=EXPORT_FORMATS)
+    export.add_argument("--out", required=True, type=Path,
+                        help="the file to write (.onnx, .tflite, .pt2) or, for tf_saved_model, the folder")
+    export.add_argument("--backend", choices=("tensorflow", "jax", "torch"),
+                        help="export from this backend (default: KERAS_BACKEND)")
+    export.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    export.add_argument("--tolerance", type=number_in(0, low_open=True), default=1e-5,
+                        help="largest difference from Keras' outputs accepted (max abs; default 1e-5)")
+    export.set_defaults(run=export_command)
     return parser
 
 
 KERAS_BACKENDS = ("tensorflow", "jax", "torch", "numpy", "openvino")
-KERAS_COMMANDS = ("download", "convert", "demo", "finetune", "eval", "bench")  # the ones that start Keras
+KERAS_COMMANDS = ("download", "convert", "demo", "finetune", "eval", "bench", "export")  # the ones that start Keras
+EXPORT_FORMATS = ("onnx", "tf_saved_model", "litert", "torch_export")  # zoo.deploy.routes.FORMATS, without Keras
 
 
 def main(argv=None):
