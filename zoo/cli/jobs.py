@@ -84,7 +84,11 @@ def eval_job(args, console):
     if args.out:
         check_report_folder(args.out)
     model = zoo.load(args.name)
+    if args.quantize:
+        model = zoo.quantize(model, args.quantize)
     if args.data is None:
+        if args.quantize:
+            return quantized_published_eval(model, args.name, args.quantize, console)
         return published_eval(model, args.name, console)
     if model.sequence_inputs and model.tokenizer is None:
         raise DataFileError(
@@ -132,6 +136,26 @@ def check_report_folder(folder):
     if folder.exists() and not folder.is_dir():
         raise FileExistsError(f"--out {folder} is a file; give a folder for report.json, report.md and the plots.")
     folder_format.check_creatable(folder)
+
+
+def quantized_published_eval(model, name, mode, console):
+    """A quantized pretrained preset's headline metrics beside the published (float32) ones."""
+    from rich.table import Table
+
+    from zoo.eval import published
+
+    published.published_metrics(model)  # a clear error for presets without published figures
+    dataset = model.preset_metadata["dataset"]
+    with console.status(f"evaluating {name} ({mode}) on the {dataset['name']} test split"):
+        rows = published.reproduce(model)
+    table = Table(title=f"{name}, {mode}, on {dataset['name']} (test split), backend {keras.backend.backend()}",
+                  title_justify="left")
+    for column in ("metric", "published (float32)", mode, "change"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for row in rows:
+        table.add_row(row.metric, f"{row.published:.4f}", f"{row.measured:.4f}", f"{row.difference:+.4f}")
+    console.print(table)
+    return 0
 
 
 def published_eval(model, name, console):

@@ -27,6 +27,8 @@ from pathlib import Path
 from zoo.errors import ChecksumError, InvalidPresetError
 
 FORMAT_VERSION = 1  # of config.json
+QUANTIZED_FORMAT_VERSION = 2  # config.json of a quantized model: version 1 plus its "quantization" mode
+QUANTIZATION_MODES = ("int8", "int4", "float8")
 MANIFEST_FORMAT_VERSION = 2  # 1 listed {path: sha256}; 2 lists {path: {"sha256", "size"}}
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
@@ -220,10 +222,10 @@ def read_config(folder):
     data = read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("family"), str) or not isinstance(data.get("config"), dict):
         raise InvalidPresetError(f"{path} must hold {{'family': str, 'config': {{...}}}}.")
-    if data.get("format_version") != FORMAT_VERSION:
+    if data.get("format_version") not in (FORMAT_VERSION, QUANTIZED_FORMAT_VERSION):
         raise InvalidPresetError(
             f"{path} has format_version {data.get('format_version')!r}; this keras-zoo "
-            f"reads version {FORMAT_VERSION}. Upgrade keras-zoo."
+            f"reads versions {FORMAT_VERSION} and {QUANTIZED_FORMAT_VERSION}. Upgrade keras-zoo."
         )
     if data["family"] not in family_names():
         # Refused before anything is built or imported on the preset's say-so.
@@ -237,6 +239,28 @@ def read_config(folder):
     except InvalidConfigError as error:
         raise InvalidConfigError(f"{path}: {error}") from None
     return data["family"], data["config"]
+
+
+def read_quantization(folder):
+    """The quantization mode config.json records ("int8", "int4", "float8"),
+    or None for a float model (and for config.json of format version 1)."""
+    path = Path(folder) / CONFIG_FILE
+    data = read_json(path)
+    mode = data.get("quantization") if data.get("format_version") == QUANTIZED_FORMAT_VERSION else None
+    if data.get("format_version") == QUANTIZED_FORMAT_VERSION and mode not in QUANTIZATION_MODES:
+        raise InvalidPresetError(f"{path}: quantization must be one of {', '.join(QUANTIZATION_MODES)}, "
+                                 f"got {mode!r}.")
+    return mode
+
+
+def config_json(family, config, quantization=None):
+    """The content of config.json: version 1 for a float model, version 2 with
+    the mode for a quantized one (an older keras-zoo then says to upgrade
+    instead of failing on the weights file)."""
+    data = {"format_version": FORMAT_VERSION, "family": family, "config": config}
+    if quantization is not None:
+        data.update(format_version=QUANTIZED_FORMAT_VERSION, quantization=quantization)
+    return data
 
 
 def read_metadata(folder):

@@ -10,7 +10,7 @@ import uuid
 import warnings
 from pathlib import Path
 
-from zoo.errors import InvalidPresetError
+from zoo.errors import InvalidConfigError, InvalidPresetError
 from zoo.hub import folder_format
 from zoo.version import __version__
 
@@ -53,11 +53,8 @@ def save_preset(model, folder, *, assets=None, overwrite=False, **metadata):
     staging = folder.parent / f".{folder.name}.partial-{uuid.uuid4().hex[:8]}"
     staging.mkdir(parents=True)
     try:
-        folder_format.write_json(staging / folder_format.CONFIG_FILE, {
-            "format_version": folder_format.FORMAT_VERSION,
-            "family": model.family,
-            "config": config_to_dict(model.zoo_config),
-        })
+        folder_format.write_json(staging / folder_format.CONFIG_FILE, folder_format.config_json(
+            model.family, config_to_dict(model.zoo_config), quantization_mode(model)))
         save_model_weights(model, staging / folder_format.WEIGHTS_FILE)
         for name, source in (assets or {}).items():
             target = staging / folder_format.ASSETS_DIR / name
@@ -94,6 +91,8 @@ def save_model_weights(model, path):
         model.save_weights(path)
         return
     bare = build(model.family, config_to_dict(model.zoo_config), name=model.name)
+    if quantization_mode(model) is not None:
+        bare.quantize(quantization_mode(model))
     weights = model.get_weights()
     if len(weights) != len(bare.weights):  # extra variables (LoRA adapters): save them as they are
         model.save_weights(path)
@@ -130,8 +129,16 @@ def build_from_folder(folder, num_classes=None, name=None, **overrides):
     folder = Path(folder)
     files = folder_format.read_manifest(folder)
     family, config = folder_format.read_config(folder)
-    check_weights_file(folder / folder_format.WEIGHTS_FILE, family, config)
+    quantization = folder_format.read_quantization(folder)
+    check_weights_file(folder / folder_format.WEIGHTS_FILE, family, config, quantization)
     model = build(family, config, name=name)
+    if quantization is not None:
+        if num_classes is not None or overrides:
+            raise InvalidConfigError(
+                f"{folder} holds a {quantization}-quantized model, which cannot be rebuilt with a new head or "
+                "config: change the float preset it was quantized from, then quantize that (zoo.quantize)."
+            )
+        model.quantize(quantization)  # the quantized layers' variables, for the weights file to fill
     load_weights_file(model, folder / folder_format.WEIGHTS_FILE)
     metadata = folder_format.read_metadata(folder) if folder_format.METADATA_FILE in files else {}
     check_label_names(metadata, model, folder / folder_format.METADATA_FILE)
@@ -152,7 +159,12 @@ def read_tokenizer(folder, files):
     return tokenizers.load_tokenizer(Path(folder) / folder_format.TOKENIZER_DIR, listed=listed)
 
 
-def check_weights_file(path, family, config):
+# The fewest bytes a weight can take in a weights file: float32, or quantized
+# (layers Keras does not quantize stay float32, so this is a lower bound).
+_BYTES_PER_WEIGHT = {None: 4, "int8": 1, "float8": 1, "int4": 0.5}
+
+
+def check_weights_file(path, family, config, quantization=None):
     """Refuse a weights file too small to hold the weights `config` describes,
     before the model is built: config and weights must belong together, and a
     hostile config must not make the backend allocate what the file cannot fill."""
@@ -161,14 +173,34 @@ def check_weights_file(path, family, config):
     family_config = config_of(family, config)
     if not hasattr(family_config, "weight_count"):
         return  # a registered family that does not say its size
-    needed = 4 * family_config.weight_count()  # float32
+    count = family_config.weight_count()
+    needed = int(_BYTES_PER_WEIGHT[quantization] * count)
     size = Path(path).stat().st_size
     if size < needed:
+        kind = f"{quantization} (or float32)" if quantization else "float32"
         raise InvalidPresetError(
-            f"{path} holds {size:,} bytes, but config.json describes {needed // 4:,} float32 weights "
-            f"({needed:,} bytes): the files do not belong together, or the weights file is cut "
+            f"{path} holds {size:,} bytes, but config.json describes {count:,} {kind} weights "
+            f"(at least {needed:,} bytes): the files do not belong together, or the weights file is cut "
             "short. Fetch the preset again."
         )
+
+
+def quantization_mode(model):
+    """The quantization mode of `model`'s layers ("int8", "int4", "float8"),
+    None for a float model. Models quantized with Keras' own `model.quantize`
+    count too.
+
+    Example:
+    >>> import zoo
+    >>> quantization_mode(zoo.load("dense-tiny")) is None
+    True
+    """
+    modes = {layer.quantization_mode for layer in model._flatten_layers(include_self=False, recursive=True)
+             if getattr(layer, "quantization_mode", None)}
+    if len(modes) > 1:
+        raise InvalidPresetError(f"{model.name} mixes quantization modes ({', '.join(sorted(modes))}): a preset "
+                                 "records one; quantize the float model once.")
+    return next(iter(modes), None)
 
 
 def load_weights_file(model, path):
