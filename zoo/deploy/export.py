@@ -99,19 +99,25 @@ def export(model, path, format="onnx", *, overwrite=False, tolerance=TOLERANCE):
     if format not in FORMATS:
         raise ExportError(f"format={format!r} is not an export format; choose one of {', '.join(FORMATS)}.")
     backend = keras.backend.backend()
+    _check_tolerance(tolerance)
     routes.check_route(model, format, backend)
-    path = _check_destination(Path(path), format, overwrite)
+    # Absolute and normalised: "out/.." names the folder it means, not "..".
+    path = _check_destination(Path(os.path.abspath(path)), format, overwrite)
     signature = input_signature(model)
     batches = check_batches(model, signature)
     expected = [_keras_outputs(model, batch) for batch in batches]
+    if not all(np.isfinite(outputs).all() for outputs in expected):
+        raise ExportError("Keras' own outputs of this model are NaN or infinite on its example batch: its weights "
+                          "are broken, and no export could match them. Nothing was exported.")
+    instead = routes.instead(model, format, backend)
     # Written inside a work folder under its final name: an exporter may add
     # files beside it that it names after it (jax2onnx: model.onnx.data).
     work = path.parent / f".{path.name}.partial-{uuid.uuid4().hex[:8]}"
     work.mkdir()
     try:
         _write(model, format, work / path.name, signature, backend)
-        worst, largest = _compare(format, work / path.name, batches, expected, tolerance)
-        files = _move_into_place(work, path.parent)
+        worst, largest = _compare(format, work / path.name, batches, expected, tolerance, instead)
+        files = _move_into_place(work, path.parent, overwrite)
     finally:
         _remove(work)
     checked = tuple((_rows(batch), _length(batch)) for batch in batches)
@@ -152,7 +158,12 @@ def check_batches(model, signature, shapes=CHECK_SHAPES, seed=0):
             x = {names[0]: x} if len(names) == 1 else {"token_ids": x}
         if len(names) > 1:
             x = model.complete_inputs(x)  # the optional inputs (padding mask, token types) made
-        batches.append({name: np.asarray(keras.ops.convert_to_numpy(x[name])) for name in names})
+        batch = {name: np.asarray(keras.ops.convert_to_numpy(x[name])) for name in names}
+        if "token_type_ids" in batch and getattr(model.zoo_config, "type_vocab_size", 0) > 1 and index:
+            # Sentence pairs: the second half of each row is segment 1, so the check covers that path.
+            batch["token_type_ids"] = batch["token_type_ids"].copy()
+            batch["token_type_ids"][:, batch["token_type_ids"].shape[1] // 2:] = 1
+        batches.append(batch)
     return batches
 
 
@@ -179,7 +190,9 @@ def _write(model, format, path, signature, backend):
         ) from error
 
 
-def _compare(format, path, batches, expected, tolerance):
+def _compare(format, path, batches, expected, tolerance, instead):
+    """The artefact at `path` run on each batch against Keras' `expected`
+    outputs: (largest difference, largest |output|), or ExportError."""
     worst = overall_largest = 0.0
     for batch, reference in zip(batches, expected):
         try:
@@ -189,45 +202,76 @@ def _compare(format, path, batches, expected, tolerance):
         except Exception as error:
             raise ExportError(
                 f"The {format} export was written but {runtimes.RUNTIMES[format]} cannot run it on a batch of "
-                f"{_describe(batch)}: {_first_line(error)}. Nothing was saved."
+                f"{_describe(batch)}: {_first_line(error)}. Nothing was saved. {instead}"
             ) from error
         if output.shape != reference.shape:
             raise ExportError(
                 f"The {format} export returns shape {output.shape} for a batch of {_describe(batch)}, where Keras "
-                f"returns {reference.shape}. Nothing was saved."
+                f"returns {reference.shape}. Nothing was saved. {instead}"
+            )
+        if not np.isfinite(output).all():
+            raise ExportError(
+                f"The {format} export outputs NaN or infinite values on a batch of {_describe(batch)}, where "
+                f"Keras' outputs are finite. Nothing was saved. {instead}"
             )
         difference = float(np.max(np.abs(output.astype("float64") - reference))) if output.size else 0.0
         # float32 cannot hold large outputs to 1e-5: one unit in the last place of 300 is 3e-5.
         largest = float(np.max(np.abs(reference))) if reference.size else 0.0
-        if not difference <= tolerance * max(1.0, largest):  # NaN fails too
+        if difference > tolerance * max(1.0, largest):
             raise ExportError(
                 f"The {format} export differs from Keras by {difference:.2e} (max abs; Keras' outputs reach "
                 f"{largest:.3g}) on a batch of {_describe(batch)}, more than tolerance={tolerance:g} x max(1, "
-                f"{largest:.3g}). Nothing was saved; a larger tolerance accepts it."
+                f"{largest:.3g}). Nothing was saved; a larger tolerance accepts it. {instead}"
             )
         worst, overall_largest = max(worst, difference), max(overall_largest, largest)
     return worst, overall_largest
 
 
+def _check_tolerance(tolerance):
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 < tolerance < float("inf"):
+        raise ExportError(f"tolerance must be a positive number (the default is {TOLERANCE:g}), got {tolerance!r}.")
+
+
+# Names that say "a file", which a SavedModel folder is not.
+_FILE_SUFFIXES = {".onnx", ".tflite", ".pt2", ".keras", ".h5", ".pb", ".zip"}
+
+
 def _check_destination(path, format, overwrite):
+    """Refuse a destination before anything is exported: a wrong name, a
+    missing folder, or something there that must not be replaced."""
     suffix = routes.SUFFIXES[format]
     if suffix and path.suffix != suffix:
         raise ExportError(f"A {format} export is a {suffix} file: got {str(path)!r}; name it like "
                           f"{str(path.with_suffix(suffix))!r}.")
-    if not suffix and path.suffix:
-        raise ExportError(f"A {format} export is a folder: got {str(path)!r}, which looks like a file name.")
-    if path.exists() and not overwrite:
-        raise ExportError(f"{path} exists; pass overwrite=True (zoo export --overwrite) to replace it.")
+    if not suffix and path.suffix in _FILE_SUFFIXES:
+        raise ExportError(f"A {format} export is a folder: got {str(path)!r}, which is named like a "
+                          f"{path.suffix} file.")
     if not path.parent.is_dir():
         raise ExportError(f"The folder {path.parent} does not exist: create it first.")
+    if not (path.exists() or path.is_symlink()):
+        return path
+    if not overwrite:
+        raise ExportError(f"{path} exists; pass overwrite=True (zoo export --overwrite) to replace it.")
+    if suffix and path.is_dir():
+        raise ExportError(f"{path} is a folder; a {format} export is one file. Choose another name.")
+    if not suffix and not (path.is_dir() and (path / "saved_model.pb").is_file()):
+        # Never delete a folder that is not an earlier export: it may hold anything.
+        raise ExportError(f"{path} exists and is not a SavedModel; overwrite replaces only an earlier "
+                          "tf_saved_model export. Choose a new folder.")
     return path
 
 
-def _move_into_place(work, folder):
+def _move_into_place(work, folder, overwrite):
     """Every file the exporter wrote in `work` moved into `folder`, replacing
-    what had those names; their paths."""
+    what had those names (only with `overwrite`); their paths."""
+    entries = sorted(work.iterdir())
+    taken = [folder / entry.name for entry in entries if (folder / entry.name).exists()]
+    if taken and not overwrite:
+        raise ExportError(f"The export writes {', '.join(entry.name for entry in entries)}, and "
+                          f"{', '.join(map(str, taken))} exists; pass overwrite=True (zoo export --overwrite) to "
+                          "replace it. Nothing was saved.")
     moved = []
-    for entry in sorted(work.iterdir()):
+    for entry in entries:
         target = folder / entry.name
         _remove(target)
         os.replace(entry, target)

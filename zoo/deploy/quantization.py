@@ -7,8 +7,6 @@ family's layers, the classifier heads) and the token embeddings (int8, int4);
 convolutions, LSTM cells, normalizations and position embeddings stay float.
 """
 
-import warnings
-
 from zoo.errors import InvalidConfigError
 
 MODES = ("int8", "int4", "float8")
@@ -42,11 +40,8 @@ def quantize(model, mode):
         raise InvalidConfigError(
             f"This model is already quantized ({already}); quantize the float model it came from instead."
         )
-    copy = float_copy(model)
-    with warnings.catch_warnings():
-        # Keras warns once per layer it leaves float (pooling, dropout, ...): expected, and said in the docs.
-        warnings.filterwarnings("ignore", message=".*does not have a `quantize` method")
-        copy.quantize(mode)
+    copy = float_copy(model, name=f"{model.name}_{mode}")  # reports and summaries say what was measured
+    models.quantize_layers(copy, mode)
     if not quantized_layers(copy):
         raise InvalidConfigError(
             f"Keras quantizes no layer of this {model.family} model to {mode} (it quantizes Dense, EinsumDense "
@@ -55,13 +50,18 @@ def quantize(model, mode):
     return copy
 
 
-def float_copy(model):
+def float_copy(model, name=None):
     """A new model of the same family and config with `model`'s weights,
     preset metadata and tokenizer."""
     from zoo.architectures import build
     from zoo.architectures.config import config_to_dict
 
-    copy = build(model.family, config_to_dict(model.zoo_config), name=model.name)
+    copy = build(model.family, config_to_dict(model.zoo_config), name=name or model.name)
+    if len(copy.weights) != len(model.weights):
+        raise InvalidConfigError(
+            f"This model has {len(model.weights) - len(copy.weights)} weights beyond its family's (LoRA "
+            "adapters?): merge them first (model = zoo.merge_lora(model)), then quantize."
+        )
     copy.set_weights(model.get_weights())
     for layer in copy._flatten_layers(include_self=False, recursive=True):
         # An adapted Normalization computes its mean and variance from its

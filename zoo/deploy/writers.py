@@ -14,9 +14,13 @@ zoo calls the exporter itself and says why:
   refuses; `portable_layers` swaps in a gathering layer while exporting.
 """
 
+import contextlib
+import os
+
 import numpy as np
 
 ONNX_OPSET = 18  # torch's dynamo exporter: the newest it fully supports (tf2onnx and jax2onnx choose their own)
+ONNX_SINGLE_FILE_LIMIT = 2_000_000_000  # protobuf's limit on one message is 2 GiB
 LENGTH_BOUND = 1 << 16  # torch.export needs an upper bound for a dynamic length; a model's context is smaller
 
 
@@ -33,7 +37,38 @@ def write(model, format, path, signature):
     specs = [keras.InputSpec(shape=item.shape, dtype=item.dtype, name=item.name) for item in signature]
     # A functional model with several inputs takes them as one dict.
     input_signature = specs if len(specs) == 1 else [{spec.name: spec for spec in specs}]
-    model.export(str(path), format=format, verbose=False, input_signature=input_signature)
+    # jax2onnx puts weights over 1 MB in a "<name>.data" file beside the model,
+    # and the onnx library checks that name against the working folder: write
+    # from inside the model's folder, then fold the weights back into one file.
+    with _working_folder(path.parent):
+        model.export(str(path), format=format, verbose=False, input_signature=input_signature)
+    if format == "onnx":
+        _single_file_onnx(path)
+
+
+@contextlib.contextmanager
+def _working_folder(folder):
+    previous = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+def _single_file_onnx(path):
+    """An ONNX model whose weights sit in files beside it, rewritten as one
+    file, which is what a deployment copies (up to protobuf's 2 GB limit;
+    beyond it the files stay as the exporter wrote them)."""
+    import onnx
+
+    sidecars = [entry for entry in path.parent.iterdir() if entry != path]
+    if not sidecars or sum(entry.stat().st_size for entry in [path, *sidecars]) >= ONNX_SINGLE_FILE_LIMIT:
+        return
+    model = onnx.load(str(path))  # reads the external data too
+    onnx.save(model, str(path), save_as_external_data=False)
+    for entry in sidecars:
+        entry.unlink()
 
 
 def _torch_module(model, signature):

@@ -92,7 +92,7 @@ def save_model_weights(model, path):
         return
     bare = build(model.family, config_to_dict(model.zoo_config), name=model.name)
     if quantization_mode(model) is not None:
-        bare.quantize(quantization_mode(model))
+        quantize_layers(bare, quantization_mode(model))
     weights = model.get_weights()
     if len(weights) != len(bare.weights):  # extra variables (LoRA adapters): save them as they are
         model.save_weights(path)
@@ -138,7 +138,7 @@ def build_from_folder(folder, num_classes=None, name=None, **overrides):
                 f"{folder} holds a {quantization}-quantized model, which cannot be rebuilt with a new head or "
                 "config: change the float preset it was quantized from, then quantize that (zoo.quantize)."
             )
-        model.quantize(quantization)  # the quantized layers' variables, for the weights file to fill
+        quantize_layers(model, quantization)  # the quantized layers' variables, for the weights file to fill
     load_weights_file(model, folder / folder_format.WEIGHTS_FILE)
     metadata = folder_format.read_metadata(folder) if folder_format.METADATA_FILE in files else {}
     check_label_names(metadata, model, folder / folder_format.METADATA_FILE)
@@ -183,6 +183,14 @@ def check_weights_file(path, family, config, quantization=None):
             f"(at least {needed:,} bytes): the files do not belong together, or the weights file is cut "
             "short. Fetch the preset again."
         )
+
+
+def quantize_layers(model, mode):
+    """Keras' `model.quantize(mode)`, in place, without its warning for every
+    layer it leaves float (pooling, dropout, normalizations: expected)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have a `quantize` method")
+        model.quantize(mode)
 
 
 def quantization_mode(model):
