@@ -115,7 +115,7 @@ def export(model, path, format="onnx", *, overwrite=False, tolerance=TOLERANCE):
     work = path.parent / f".{path.name}.partial-{uuid.uuid4().hex[:8]}"
     work.mkdir()
     try:
-        _write(model, format, work / path.name, signature, backend)
+        _write(model, format, work / path.name, signature, backend, instead)
         worst, largest = _compare(format, work / path.name, batches, expected, tolerance, instead)
         files = _move_into_place(work, path.parent, overwrite)
     finally:
@@ -172,7 +172,7 @@ def _keras_outputs(model, batch):
     return np.asarray(model.predict(inputs, batch_size=_rows(batch), verbose=0))
 
 
-def _write(model, format, path, signature, backend):
+def _write(model, format, path, signature, backend, instead):
     try:
         with portable_layers.exportable(model):
             writers.write(model, format, path, signature)
@@ -186,7 +186,7 @@ def _write(model, format, path, signature, backend):
     except Exception as error:
         raise ExportError(
             f"The {format} exporter failed on {backend} for this model: {_first_line(error)}. Nothing was saved. "
-            f"{routes.instead(model, format, backend)}"
+            f"{instead}"
         ) from error
 
 
