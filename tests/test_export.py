@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import zoo
+from tools import deployment_table
 from zoo.cli.commands import main
 from zoo.deploy import export as exporting
 from zoo.deploy import routes, runtimes
@@ -20,9 +21,8 @@ from zoo.deploy import routes, runtimes
 pytest.importorskip("onnxruntime")
 
 BACKEND = keras.backend.backend()
-FAMILIES = ["dense-tiny", "cnn-tiny", "lstm-tiny", "transformer-encoder-tiny", "transformer-decoder-tiny",
-            "transformer-tiny"]
-TRANSFORMERS = FAMILIES[3:]
+FAMILIES = list(deployment_table.FAMILY_PRESETS)  # the presets of the published table
+TRANSFORMERS = [name for name in FAMILIES if name.startswith("transformer")]
 # What works, per backend: the table of docs/deployment.md (tools/deployment_table.py measures it).
 WORKS = {
     "tensorflow": {
@@ -140,6 +140,117 @@ def test_an_existing_destination_needs_overwrite(models, tmp_path):
     assert report.max_abs_diff <= 1e-5 and path.read_bytes() != b"kept"
 
 
+FOLDER_FORMAT_BACKENDS = routes.BACKENDS["tf_saved_model"]
+
+
+@pytest.mark.parametrize("destination", ["..", "."])
+def test_a_destination_naming_a_parent_or_current_folder_is_never_replaced(destination, models, tmp_path,
+                                                                           monkeypatch):
+    """A regression: "out/.." was a folder named "..", and overwrite deleted what it pointed at."""
+    if BACKEND not in FOLDER_FORMAT_BACKENDS:
+        pytest.skip(f"backend-specific: tf_saved_model (a folder) is written on {', '.join(FOLDER_FORMAT_BACKENDS)}")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("kept")
+    monkeypatch.chdir(tmp_path / "out")
+    with pytest.raises(zoo.ExportError, match="is not a SavedModel; overwrite replaces only an earlier"):
+        zoo.export(models("dense-tiny"), destination, format="tf_saved_model", overwrite=True)
+    assert (tmp_path / "out" / "notes.txt").read_text() == "kept"
+    assert sorted(entry.name for entry in tmp_path.iterdir()) == ["out"]
+
+
+def test_overwrite_never_deletes_a_folder_that_is_not_an_earlier_export(models, tmp_path):
+    if BACKEND not in FOLDER_FORMAT_BACKENDS:
+        pytest.skip(f"backend-specific: tf_saved_model (a folder) is written on {', '.join(FOLDER_FORMAT_BACKENDS)}")
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "holiday.jpg").write_text("kept")
+    with pytest.raises(zoo.ExportError, match="is not a SavedModel"):
+        zoo.export(models("dense-tiny"), folder, format="tf_saved_model", overwrite=True)
+    assert (folder / "holiday.jpg").read_text() == "kept"
+    # An earlier export is what overwrite replaces.
+    zoo.export(models("dense-tiny"), tmp_path / "saved", format="tf_saved_model")
+    report = zoo.export(models("dense-tiny"), tmp_path / "saved", format="tf_saved_model", overwrite=True)
+    assert (report.path / "saved_model.pb").is_file()
+
+
+def test_overwrite_never_deletes_a_folder_at_a_file_name(models, tmp_path):
+    folder = tmp_path / "model.onnx"
+    folder.mkdir()
+    (folder / "data.txt").write_text("kept")
+    with pytest.raises(zoo.ExportError, match="is a folder; a onnx export is one file"):
+        zoo.export(models("dense-tiny"), folder, format="onnx", overwrite=True)
+    assert (folder / "data.txt").read_text() == "kept"
+
+
+def test_a_dangling_symlink_at_the_destination_needs_overwrite(models, tmp_path):
+    link = tmp_path / "model.onnx"
+    link.symlink_to(tmp_path / "gone.onnx")
+    with pytest.raises(zoo.ExportError, match="exists; pass overwrite=True"):
+        zoo.export(models("dense-tiny"), link, format="onnx")
+    assert link.is_symlink() and not (tmp_path / "gone.onnx").exists()
+
+
+def test_files_beside_the_destination_or_in_the_working_folder_are_left_alone(models, tmp_path, monkeypatch):
+    """A regression: jax2onnx wrote its weights to model.onnx.data beside the
+    model, replacing a file of that name without overwrite, and failed when the
+    working folder held one. An ONNX export is now one file."""
+    (tmp_path / "model.onnx.data").write_text("someone else's")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "model.onnx.data").write_text("someone else's too")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    model = models("transformer-encoder-tiny")  # weights over jax2onnx's 1 MB external-data threshold
+    report = zoo.export(model, tmp_path / "model.onnx", format="onnx")
+    assert report.files == (tmp_path / "model.onnx",)
+    assert (tmp_path / "model.onnx.data").read_text() == "someone else's"
+    assert (tmp_path / "elsewhere" / "model.onnx.data").read_text() == "someone else's too"
+
+
+def test_files_an_exporter_writes_beside_the_model_replace_nothing_without_overwrite(tmp_path):
+    """The step that moves a finished export into place, on its own: an
+    exporter that writes a second file whose name is taken."""
+    work, folder = tmp_path / "work", tmp_path / "out"
+    work.mkdir(), folder.mkdir()
+    (work / "model.onnx").write_text("new model")
+    (work / "model.onnx.data").write_text("new weights")
+    (folder / "model.onnx.data").write_text("kept")
+    (folder / "model.onnx").symlink_to(folder / "gone")  # dangling, but someone's
+    with pytest.raises(zoo.ExportError, match="model.onnx.data exists; pass overwrite=True"):
+        exporting._move_into_place(work, folder, overwrite=False)
+    assert sorted(entry.name for entry in folder.iterdir()) == ["model.onnx", "model.onnx.data"]
+    assert (folder / "model.onnx.data").read_text() == "kept" and (folder / "model.onnx").is_symlink()
+    moved = exporting._move_into_place(work, folder, overwrite=True)
+    assert moved == (folder / "model.onnx", folder / "model.onnx.data")
+    assert (folder / "model.onnx.data").read_text() == "new weights"
+
+
+@pytest.mark.parametrize("tolerance", [float("nan"), -1e-5, 0, float("inf"), "1e-5", True])
+def test_a_tolerance_that_is_not_a_positive_number_is_refused(tolerance, models, tmp_path):
+    """A regression: NaN accepted any difference, a string failed deep inside the check."""
+    with pytest.raises(zoo.ExportError, match="tolerance must be a positive number"):
+        zoo.export(models("dense-tiny"), tmp_path / "model.onnx", format="onnx", tolerance=tolerance)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_with_broken_weights_is_named_as_such(tmp_path):
+    """A regression: NaN outputs compared as "within tolerance" (NaN > tolerance is False)."""
+    model = zoo.load("dense-tiny")
+    for weight in model.trainable_weights:  # all of them: a ReLU may turn NaN into 0 on some backends
+        weight.assign(np.full(weight.shape, np.nan, dtype="float32"))
+    with pytest.raises(zoo.ExportError, match="Keras' own outputs of this model are NaN or infinite"):
+        zoo.export(model, tmp_path / "model.onnx", format="onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sentence_pairs_are_checked_with_both_token_types():
+    """The check batches cover segment 1 of a model with token types (BERT's), not only segment 0."""
+    model = zoo.load("transformer-encoder-tiny", type_vocab_size=2)
+    signature = exporting.input_signature(model)
+    assert "token_type_ids" in [item.name for item in signature]
+    first, second = exporting.check_batches(model, signature)
+    assert set(np.unique(first["token_type_ids"])) == {0}
+    assert set(np.unique(second["token_type_ids"])) == {0, 1}
+
+
 def test_an_onnx_export_serves_without_keras(models, tmp_path):
     """The deployment story: a process with no Keras, TensorFlow, JAX or torch runs the model."""
     model = zoo.load("dense-small.breast-cancer")
@@ -201,8 +312,6 @@ def test_command_exports_from_another_backend_in_a_fresh_process(tmp_path):
 
 def test_the_published_routes_are_the_ones_tested_here():
     """docs/deployment.md's table (tools/deployment_table.py's last run) says what these tests hold."""
-    from tools import deployment_table
-
     rows = deployment_table.read_rows(deployment_table.CSV_PATH)
     published = {(row["preset"], row["format"]) for row in rows if row["backend"] == BACKEND and
                  row["status"] == "works"}

@@ -248,7 +248,7 @@ def _check_destination(path, format, overwrite):
                           f"{path.suffix} file.")
     if not path.parent.is_dir():
         raise ExportError(f"The folder {path.parent} does not exist: create it first.")
-    if not (path.exists() or path.is_symlink()):
+    if not _occupied(path):
         return path
     if not overwrite:
         raise ExportError(f"{path} exists; pass overwrite=True (zoo export --overwrite) to replace it.")
@@ -265,7 +265,7 @@ def _move_into_place(work, folder, overwrite):
     """Every file the exporter wrote in `work` moved into `folder`, replacing
     what had those names (only with `overwrite`); their paths."""
     entries = sorted(work.iterdir())
-    taken = [folder / entry.name for entry in entries if (folder / entry.name).exists()]
+    taken = [folder / entry.name for entry in entries if _occupied(folder / entry.name)]
     if taken and not overwrite:
         raise ExportError(f"The export writes {', '.join(entry.name for entry in entries)}, and "
                           f"{', '.join(map(str, taken))} exists; pass overwrite=True (zoo export --overwrite) to "
@@ -279,10 +279,14 @@ def _move_into_place(work, folder, overwrite):
     return tuple(moved)
 
 
+def _occupied(path):
+    return path.exists() or path.is_symlink()  # a dangling symlink is something there too
+
+
 def _remove(path):
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
-    elif path.exists() or path.is_symlink():
+    elif _occupied(path):
         path.unlink()
 
 
