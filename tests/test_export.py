@@ -4,9 +4,11 @@ that cannot work refused with where to go instead; a failed export leaves
 nothing behind. Runs on each backend (the routes differ by backend)."""
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import keras
 import numpy as np
@@ -293,6 +295,27 @@ def test_command_refuses_an_impossible_route_in_one_line(capsys, tmp_path):
                              str(artefact_path(tmp_path, format)))
     assert code == 2 and "Traceback" not in err
     assert err.startswith("error:") and "KERAS_BACKEND=" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_terminated_export_leaves_nothing_behind(tmp_path):
+    """A regression: SIGTERM (a container stopping) ended the process before the
+    work folder was removed, leaving a hidden .model.onnx.partial-* folder."""
+    out_path = tmp_path / "model.onnx"
+    command = [sys.executable, "-m", "zoo", "export", "transformer-encoder-tiny", "--format", "onnx",
+               "--out", str(out_path)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not list(tmp_path.glob(".model.onnx.partial-*")):  # the exporter is at work
+            assert process.poll() is None and time.monotonic() < deadline, "the export never started"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signal.SIGTERM and "Traceback" not in err, err[-2000:]
+    assert err.strip().endswith("terminated")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -644,6 +644,28 @@ def test_cache_clear_leaves_a_running_archive_download_alone(served):
     assert [record["location"] for _, record in cache.cache_entries()] == [url]
 
 
+def test_a_terminated_download_leaves_nothing_in_the_cache(served):
+    """A regression: SIGTERM (a container stopping) ended `zoo download` before
+    its work folder and partial file were removed."""
+    server, _ = served
+    server.behaviours["/p.tar.gz"] = "hold"
+    worker = subprocess.Popen([sys.executable, "-m", "zoo", "download", f"{server.url}/p.tar.gz"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    try:
+        deadline = time.monotonic() + 120
+        while not list(cache.cache_root().glob(".*.partial-*/.archive.part-*")):  # half the archive in
+            assert worker.poll() is None and time.monotonic() < deadline, worker.stderr.read()
+            time.sleep(0.05)
+        worker.send_signal(signal.SIGTERM)
+        _, err = worker.communicate(timeout=60)
+    finally:
+        server.release.set()
+        worker.kill()
+    assert worker.returncode == 128 + signal.SIGTERM and err.strip().endswith("terminated"), err[-2000:]
+    assert "Traceback" not in err
+    assert not [path for path in cache.cache_root().rglob("*")]
+
+
 def test_a_damaged_archive_is_named_by_its_url_not_a_work_folder(served):
     server, _ = served
     (server.root / "random.zip").write_bytes(os.urandom(4000))

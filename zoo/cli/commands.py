@@ -17,11 +17,14 @@ import no backend.
 """
 
 import argparse
+import contextlib
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from rich.console import Console
@@ -29,6 +32,7 @@ from rich.table import Table
 
 from zoo import registry
 from zoo.errors import ZooError
+from zoo.runtime import scratch
 
 
 def human_count(count):
@@ -418,26 +422,51 @@ EXPORT_FORMATS = ("onnx", "tf_saved_model", "litert", "torch_export")  # zoo.dep
 
 def main(argv=None):
     """Run the `zoo` command. A user's mistake or a broken file is one line
-    on stderr and exit status 2; an interruption exits 130. Anything else is
-    a bug of the zoo's and keeps its traceback, for the report."""
+    on stderr and exit status 2; an interruption exits 130 (Ctrl-C) or 143
+    (SIGTERM), with what it was writing removed. Anything else is a bug of the
+    zoo's and keeps its traceback, for the report."""
     args = build_parser().parse_args(argv)
     args.argv = argv  # `zoo bench --backend` runs itself again in a fresh process
     # Piped output would otherwise be squeezed to 80 columns.
     wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
     console = Console(width=160 if wide else None)
     try:
-        check_environment()
-        if args.command in KERAS_COMMANDS:
-            from zoo.runtime import quiet_imports
+        with terminate_cleanly():
+            check_environment()
+            if args.command in KERAS_COMMANDS:
+                from zoo.runtime import quiet_imports
 
-            quiet_imports.quiet_startup()
-        return args.run(args, console)
+                quiet_imports.quiet_startup()
+            return args.run(args, console)
     except (ZooError, OSError) as error:  # OSError: a path that cannot be read or written, a full disk
         Console(stderr=True).print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         Console(stderr=True).print("interrupted", highlight=False)
         return 130
+
+
+@contextlib.contextmanager
+def terminate_cleanly():
+    """SIGTERM (a container stopping, `kill`, a scheduler's time limit) would
+    end the process on the spot, leaving half-written downloads, presets and
+    exports behind: remove them (zoo.runtime.scratch), then exit 143. Signal
+    handlers belong to the main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _remove_work_and_exit)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _remove_work_and_exit(signum, frame):
+    scratch.remove_all()
+    print("terminated", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(128 + signum)  # not SystemExit: an exception raised inside a native module can abort the process
 
 
 def check_environment():

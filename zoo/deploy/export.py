@@ -10,14 +10,13 @@ behind and replaces nothing.
 
 import dataclasses
 import os
-import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
 
 from zoo.deploy import portable_layers, routes, runtimes, writers
 from zoo.errors import ExportError, MissingDependencyError, ZooError
+from zoo.runtime import scratch
 
 FORMATS = routes.FORMATS
 TOLERANCE = 1e-5
@@ -112,14 +111,11 @@ def export(model, path, format="onnx", *, overwrite=False, tolerance=TOLERANCE):
     instead = routes.instead(model, format, backend)
     # Written inside a work folder under its final name: an exporter may add
     # files beside it that it names after it (jax2onnx: model.onnx.data).
-    work = path.parent / f".{path.name}.partial-{uuid.uuid4().hex[:8]}"
-    work.mkdir()
-    try:
+    with scratch.removed_afterwards(scratch.beside(path)) as work:
+        work.mkdir()
         _write(model, format, work / path.name, signature, backend, instead)
         worst, largest = _compare(format, work / path.name, batches, expected, tolerance, instead)
         files = _move_into_place(work, path.parent, overwrite)
-    finally:
-        _remove(work)
     checked = tuple((_rows(batch), _length(batch)) for batch in batches)
     return ExportReport(path, format, backend, runtimes.RUNTIMES[format], tuple(signature), worst, largest,
                         checked, files)
@@ -273,7 +269,7 @@ def _move_into_place(work, folder, overwrite):
     moved = []
     for entry in entries:
         target = folder / entry.name
-        _remove(target)
+        scratch.remove(target)
         os.replace(entry, target)
         moved.append(target)
     return tuple(moved)
@@ -281,13 +277,6 @@ def _move_into_place(work, folder, overwrite):
 
 def _occupied(path):
     return path.exists() or path.is_symlink()  # a dangling symlink is something there too
-
-
-def _remove(path):
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    elif _occupied(path):
-        path.unlink()
 
 
 def _rows(batch):

@@ -14,12 +14,12 @@ import os
 import shutil
 import time
 import urllib.parse
-import uuid
 from pathlib import Path
 
 from zoo import registry, settings
 from zoo.errors import ChecksumError, InvalidPresetError, OfflineError, ZooError
 from zoo.hub import archives, downloads, folder_format, models
+from zoo.runtime import scratch
 
 SOURCE_FILE = ".zoo-source.json"  # beside the preset files in a cache entry
 logger = logging.getLogger("zoo")
@@ -58,8 +58,8 @@ def fetch_into_cache(source, *, quiet=None, label=None, repair=False):
                 if not repair:
                     raise
                 logger.warning("%s: the cached copy is damaged (%s); fetching it again.", name, error)
-        work = settings.folder_in_zoo_home("presets", f".{source.entry_name}.partial-{uuid.uuid4().hex[:8]}")
-        try:
+        with scratch.removed_afterwards(_work_folder_for(entry)) as work:
+            work.mkdir()
             with _named_after(work, name):
                 staging = _materialise(source, work, quiet=quiet)
                 check_loads(staging)
@@ -68,9 +68,14 @@ def fetch_into_cache(source, *, quiet=None, label=None, repair=False):
                 "label": label, "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }, indent=2))
             folder_format.replace_folder(staging, entry)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
     return entry
+
+
+def _work_folder_for(entry):
+    """A hidden name beside cache `entry` to build it under; the cache folder
+    is made first (or an error says to move ZOO_HOME)."""
+    settings.folder_in_zoo_home("presets")
+    return scratch.beside(entry)
 
 
 def convert_into_cache(entry_name, label, location, fetch_checkpoint):
@@ -91,8 +96,8 @@ def convert_into_cache(entry_name, label, location, fetch_checkpoint):
     with filelock.FileLock(settings.folder_in_zoo_home("locks") / f"{entry_name}.lock"):
         if _entry_complete(entry):
             return verify_entry(entry, label)
-        work = settings.folder_in_zoo_home("presets", f".{entry_name}.partial-{uuid.uuid4().hex[:8]}")
-        try:
+        with scratch.removed_afterwards(_work_folder_for(entry)) as work:
+            work.mkdir()
             with _named_after(work, label):
                 staging = checkpoints.convert(fetch_checkpoint(), work / "preset", source=location)
                 check_loads(staging)
@@ -101,8 +106,6 @@ def convert_into_cache(entry_name, label, location, fetch_checkpoint):
                 "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }, indent=2))
             folder_format.replace_folder(staging, entry)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
     return entry
 
 

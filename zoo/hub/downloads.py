@@ -16,11 +16,11 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 from pathlib import Path, PurePosixPath
 
 from zoo import settings
 from zoo.errors import ChecksumError, DownloadError, ZooError
+from zoo.runtime import scratch
 
 USER_AGENT = "keras-zoo"
 logger = logging.getLogger("zoo")
@@ -42,9 +42,8 @@ def download_file(url, target, *, expected_sha256=None, expected_size=None, max_
     retries = settings.download_retries()
     limit = expected_size if expected_size is not None else (max_bytes or settings.max_download_bytes())
     target = Path(target)
-    partial = target.with_name(f".{target.name}.part-{uuid.uuid4().hex[:8]}")
     last_error = None
-    try:
+    with scratch.removed_afterwards(scratch.beside(target, tag="part")) as partial:
         for attempt in range(retries + 1):
             if attempt:
                 time.sleep(min(0.25 * 2 ** (attempt - 1), 8.0))
@@ -69,8 +68,6 @@ def download_file(url, target, *, expected_sha256=None, expected_size=None, max_
                 "file is corrupt or was changed on the server. It was deleted; nothing was cached."
             )
         os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
     return target
 
 

@@ -6,12 +6,12 @@ or save a model as a preset folder (`save_preset`).
 import datetime
 import logging
 import shutil
-import uuid
 import warnings
 from pathlib import Path
 
 from zoo.errors import InvalidConfigError, InvalidPresetError
 from zoo.hub import folder_format
+from zoo.runtime import scratch
 from zoo.version import __version__
 
 logger = logging.getLogger("zoo")
@@ -50,9 +50,8 @@ def save_preset(model, folder, *, assets=None, overwrite=False, **metadata):
     folder_format.check_writable_folder(folder, overwrite, hint="pass overwrite=True to replace it")
     folder_format.check_json("metadata", metadata)
 
-    staging = folder.parent / f".{folder.name}.partial-{uuid.uuid4().hex[:8]}"
-    staging.mkdir(parents=True)
-    try:
+    with scratch.removed_afterwards(scratch.beside(folder)) as staging:
+        staging.mkdir(parents=True)
         folder_format.write_json(staging / folder_format.CONFIG_FILE, folder_format.config_json(
             model.family, config_to_dict(model.zoo_config), quantization_mode(model)))
         save_model_weights(model, staging / folder_format.WEIGHTS_FILE)
@@ -76,8 +75,6 @@ def save_preset(model, folder, *, assets=None, overwrite=False, **metadata):
         })
         folder_format.write_manifest(staging)
         folder_format.replace_folder(staging, folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return folder
 
 

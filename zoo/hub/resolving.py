@@ -10,6 +10,7 @@ from zoo import registry, settings
 from zoo.errors import InvalidPresetError, ZooError
 from zoo.hub import cache, folder_format, hosted, sources
 from zoo.hub.checkpoints.reading import checkpoint_fingerprint, is_checkpoint_folder
+from zoo.runtime import scratch
 
 
 def resolve(source, *, quiet=None, repair=False):
@@ -93,7 +94,6 @@ def convert_source(source, destination, *, overwrite=False):
     folder, hf://..., or a checkpoint card such as "gpt2"), converted once
     into the cache and copied to `destination`; returns its path."""
     import shutil
-    import uuid
 
     parsed = sources.parse_source(source)
     is_card = parsed.kind == "builtin" and registry.info(parsed.location).checkpoint is not None
@@ -107,11 +107,8 @@ def convert_source(source, destination, *, overwrite=False):
     destination = Path(destination)
     folder_format.check_writable_folder(destination, overwrite, hint="pass --overwrite to replace it")
     converted = resolve(parsed)
-    staging = destination.parent / f".{destination.name}.partial-{uuid.uuid4().hex[:8]}"
-    try:
+    with scratch.removed_afterwards(scratch.beside(destination)) as staging:
         shutil.copytree(converted, staging, ignore=shutil.ignore_patterns(cache.SOURCE_FILE))
         folder_format.verify_folder(staging, exact=True)
         folder_format.replace_folder(staging, destination)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return destination
