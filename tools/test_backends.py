@@ -54,7 +54,8 @@ def run_backend(backend, pytest_args, report_dir, capture=False, threads=None):
         env, pytest_args = {**os.environ, "KERAS_BACKEND": backend}, ["--tier", "backends", *pytest_args]
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), TF_NUM_INTRAOP_THREADS=str(threads))
-    command = [sys.executable, "-m", "pytest", f"--junitxml={report}", *pytest_args]
+    # The slowest tests named in every log: where CI's time goes (it must stay under 40 minutes).
+    command = [sys.executable, "-m", "pytest", f"--junitxml={report}", "--durations=15", *pytest_args]
     label = "the backend-free tier" if backend == BACKEND_FREE else f"KERAS_BACKEND={backend}"
     header = f"\n=== {label}: {' '.join(command[1:])}"
     start = time.perf_counter()
