@@ -143,14 +143,16 @@ def test_an_existing_destination_needs_overwrite(models, tmp_path):
 
 
 FOLDER_FORMAT_BACKENDS = routes.BACKENDS["tf_saved_model"]
+writes_folders = pytest.mark.skipif(
+    BACKEND not in FOLDER_FORMAT_BACKENDS,
+    reason=f"backend-specific: tf_saved_model (a folder) is written on {', '.join(FOLDER_FORMAT_BACKENDS)}")
 
 
+@writes_folders
 @pytest.mark.parametrize("destination", ["..", "."])
 def test_a_destination_naming_a_parent_or_current_folder_is_never_replaced(destination, models, tmp_path,
                                                                            monkeypatch):
     """A regression: "out/.." was a folder named "..", and overwrite deleted what it pointed at."""
-    if BACKEND not in FOLDER_FORMAT_BACKENDS:
-        pytest.skip(f"backend-specific: tf_saved_model (a folder) is written on {', '.join(FOLDER_FORMAT_BACKENDS)}")
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "notes.txt").write_text("kept")
     monkeypatch.chdir(tmp_path / "out")
@@ -160,9 +162,8 @@ def test_a_destination_naming_a_parent_or_current_folder_is_never_replaced(desti
     assert sorted(entry.name for entry in tmp_path.iterdir()) == ["out"]
 
 
+@writes_folders
 def test_overwrite_never_deletes_a_folder_that_is_not_an_earlier_export(models, tmp_path):
-    if BACKEND not in FOLDER_FORMAT_BACKENDS:
-        pytest.skip(f"backend-specific: tf_saved_model (a folder) is written on {', '.join(FOLDER_FORMAT_BACKENDS)}")
     folder = tmp_path / "photos"
     folder.mkdir()
     (folder / "holiday.jpg").write_text("kept")

@@ -244,7 +244,7 @@ def _check_destination(path, format, overwrite):
                           f"{path.suffix} file.")
     if not path.parent.is_dir():
         raise ExportError(f"The folder {path.parent} does not exist: create it first.")
-    if not _occupied(path):
+    if not scratch.occupied(path):
         return path
     if not overwrite:
         raise ExportError(f"{path} exists; pass overwrite=True (zoo export --overwrite) to replace it.")
@@ -261,7 +261,7 @@ def _move_into_place(work, folder, overwrite):
     """Every file the exporter wrote in `work` moved into `folder`, replacing
     what had those names (only with `overwrite`); their paths."""
     entries = sorted(work.iterdir())
-    taken = [folder / entry.name for entry in entries if _occupied(folder / entry.name)]
+    taken = [folder / entry.name for entry in entries if scratch.occupied(folder / entry.name)]
     if taken and not overwrite:
         raise ExportError(f"The export writes {', '.join(entry.name for entry in entries)}, and "
                           f"{', '.join(map(str, taken))} exists; pass overwrite=True (zoo export --overwrite) to "
@@ -273,10 +273,6 @@ def _move_into_place(work, folder, overwrite):
         os.replace(entry, target)
         moved.append(target)
     return tuple(moved)
-
-
-def _occupied(path):
-    return path.exists() or path.is_symlink()  # a dangling symlink is something there too
 
 
 def _rows(batch):

@@ -66,5 +66,11 @@ def remove(path):
     points to); nothing if nothing is there."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
-    elif path.exists() or path.is_symlink():
+    elif occupied(path):
         path.unlink(missing_ok=True)
+
+
+def occupied(path):
+    """Whether something is at `path`: a dangling symlink counts, where
+    `Path.exists` says no."""
+    return path.exists() or path.is_symlink()
