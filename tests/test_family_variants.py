@@ -77,5 +77,9 @@ def test_range_errors_name_the_input(bert_like):
 def test_variants_round_trip_through_a_preset_folder(bert_like, tmp_path):
     folder = zoo.save_preset(bert_like, tmp_path / "variant")
     again = zoo.load(str(folder))
+    for saved, loaded in zip(bert_like.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(saved, loaded)
     ids = np.array([[3, 8, 9, 0]], "int32")
-    np.testing.assert_array_equal(bert_like.predict(ids, verbose=0), again.predict(ids, verbose=0))
+    # Not bit-equal under XLA: a model that predicted other shapes before runs
+    # a shape-generic program, fused differently from the fresh model's.
+    np.testing.assert_allclose(bert_like.predict(ids, verbose=0), again.predict(ids, verbose=0), rtol=1e-5, atol=1e-6)

@@ -144,11 +144,48 @@ def test_finetune_and_evaluate_refuse_a_bad_jit_compile():
         zoo.evaluate(model, (x, y), verbose=False, jit_compile=2)
 
 
-def test_auto_follows_the_table_for_this_backend_and_device():
+def test_auto_follows_the_table_per_workload_for_this_backend_and_device():
     expected = backend.AUTO_JIT_COMPILE[(backend.name(), backend.device_kind())]
-    assert backend.resolve_jit_compile("auto") is expected
-    assert zoo.load("dense-tiny").jit_compile is expected
-    assert zoo.load("dense-tiny", jit_compile=not expected).jit_compile is (not expected)
+    assert set(expected) == set(backend.WORKLOADS)
+    model = zoo.load("dense-tiny")
+    assert model.jit_compile is expected["predict"]
+    for workload in backend.WORKLOADS:
+        assert backend.resolve_jit_compile("auto", workload=workload) is expected[workload]
+        assert backend.jit_compile_for(model, workload) is expected[workload]
+    model.compile(optimizer="sgd", loss=model.default_loss())
+    model.make_train_function()
+    assert backend.jit_compile_for(model, "train") is expected["train"]
+    assert model.jit_compile is expected["predict"]  # building the training step put it back
+
+
+@pytest.mark.parametrize("setting", [False, True])
+def test_an_explicit_setting_holds_for_every_workload(setting):
+    for model in (zoo.load("dense-tiny", jit_compile=setting), zoo.load("dense-tiny")):
+        model.jit_compile = setting  # set directly, after an "auto" load too
+        assert [backend.jit_compile_for(model, workload) for workload in backend.WORKLOADS] == [setting] * 3
+    model.compile(optimizer="sgd", loss=model.default_loss(), jit_compile=setting)
+    assert backend.jit_compile_for(model, "train") is setting
+
+
+def test_finetune_and_evaluate_keep_auto_per_workload():
+    expected = backend.AUTO_JIT_COMPILE[(backend.name(), backend.device_kind())]
+    model = zoo.load("dense-tiny", num_features=4)
+    x = np.random.default_rng(0).normal(size=(8, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+    zoo.finetune(model, (x, y), epochs=1, batch_size=4, verbose=0)
+    assert [backend.jit_compile_for(model, workload) for workload in backend.WORKLOADS] == [
+        expected[workload] for workload in backend.WORKLOADS]
+    zoo.evaluate(model, (x, y), batch_size=4, verbose=False, jit_compile=not expected["predict"])
+    assert [backend.jit_compile_for(model, workload) for workload in backend.WORKLOADS] == [
+        expected[workload] for workload in backend.WORKLOADS]
+
+
+@pytest.mark.skipif(not GENERATION_COMPILES, reason="Keras cannot compile a decoding loop on torch")
+def test_generate_compiles_at_auto_where_the_table_says_so():
+    model = zoo.load("transformer-decoder-tiny")
+    model.generate(np.array([[5, 6]]), max_length=6)
+    compiled = bool(generation.compiled_samplers(model))
+    assert compiled is backend.AUTO_JIT_COMPILE[(backend.name(), backend.device_kind())]["generate"]
 
 
 def test_auto_is_off_for_a_model_with_a_layer_that_cannot_compile():
@@ -169,8 +206,22 @@ def test_the_auto_table_is_what_the_recorded_measurements_say():
                     assert (backend_name, f"{family}-small", operation, jit_compile) in measured
     suggested = measure_jit.suggest_auto(rows)
     assert {key[0] for key in suggested} == set(measure_jit.BACKENDS)
-    for (backend_name, device), suggestion in suggested.items():
-        assert backend.AUTO_JIT_COMPILE[(backend_name, device)] is suggestion.jit_compile, (backend_name, device)
+    for (backend_name, device, operation), suggestion in suggested.items():
+        table = backend.AUTO_JIT_COMPILE[(backend_name, device)]
+        assert table[operation] is suggestion.jit_compile, (backend_name, device, operation)
+
+
+def test_a_tie_goes_to_the_setting_faster_once_compiled():
+    def rows(preset, off, on):
+        return [{"backend": "jax", "device": "cpu", "preset": preset, "operation": "predict", "jit_compile": jit,
+                 "first_call_s": first, "second_call_s": 0.0, "steady_ms": steady}
+                for jit, (first, steady) in ((False, off), (True, on))]
+
+    # a: compiling wins the workload; b: it loses it (a slow first call) but is faster after.
+    measured = rows("a", (1.0, 10.0), (1.0, 5.0)) + rows("b", (0.1, 10.0), (5.0, 9.0))
+    assert measure_jit.suggest_auto(measured)[("jax", "cpu", "predict")].jit_compile is True
+    measured = rows("a", (1.0, 10.0), (1.0, 5.0)) + rows("b", (0.1, 9.0), (5.0, 10.0))
+    assert measure_jit.suggest_auto(measured)[("jax", "cpu", "predict")].jit_compile is False
 
 
 def test_the_measuring_tool_times_both_calls_and_the_steady_state():

@@ -38,7 +38,10 @@ def test_a_quantized_preset_saves_and_loads_back_exactly(preset, mode, models, t
     assert json.loads((folder / "config.json").read_text())["quantization"] == mode
     loaded = zoo.load(folder)
     assert zoo.quantization_mode(loaded) == mode
-    np.testing.assert_array_equal(np.asarray(loaded.predict(x, verbose=0)), outputs)
+    for saved, read in zip(small.weights, loaded.weights):
+        np.testing.assert_array_equal(np.asarray(read.numpy()), np.asarray(saved.numpy()), err_msg=saved.path)
+    # Float noise only: XLA (TensorFlow's predict) may fuse two separately built models differently.
+    np.testing.assert_allclose(np.asarray(loaded.predict(x, verbose=0)), outputs, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("preset", ["cnn-tiny", "lstm-tiny"])
@@ -118,7 +121,9 @@ def test_the_copy_starts_from_the_same_float_model(models):
     model = models("dense-small.breast-cancer")
     x, _ = model.example_batch(batch_size=8)
     copy = quantization.float_copy(model)
-    np.testing.assert_array_equal(np.asarray(copy.predict(x, verbose=0)), np.asarray(model.predict(x, verbose=0)))
+    # Float noise only (XLA may fuse two separately built models differently); the bug was a 0.62 accuracy drop.
+    np.testing.assert_allclose(np.asarray(copy.predict(x, verbose=0)), np.asarray(model.predict(x, verbose=0)),
+                               rtol=1e-5, atol=1e-6)
 
 
 def test_a_model_with_unmerged_lora_adapters_is_refused_with_what_to_do(tmp_path):
@@ -143,3 +148,4 @@ def test_loading_a_quantized_preset_warns_about_nothing(models, tmp_path, recwar
     zoo.load(folder)
     # (numpy's own deprecation notes from the backends are not ours to judge here)
     assert [str(warning.message) for warning in recwarn if "quantize" in str(warning.message)] == []
+

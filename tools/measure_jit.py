@@ -16,10 +16,12 @@ Every batch holds 32 examples. torch.compile and the jax cache start cold:
 each backend's run gets fresh cache folders.
 
 It writes the rows to tools/jit_measurements.csv, prints them as a table and
-says, per backend and device, whether compiling makes most workloads (one
-preset's operation, called WORKLOAD_CALLS times: a short evaluation or
-fine-tune) faster: `zoo.runtime.backend.AUTO_JIT_COMPILE` records that choice, and
-tests/test_jit.py checks that the two agree.
+says, per backend, device and operation (predict, train, generate), whether
+compiling makes most workloads (one preset's operation, called WORKLOAD_CALLS
+times: a short evaluation or fine-tune) faster:
+`zoo.runtime.backend.AUTO_JIT_COMPILE` records that choice, and
+tests/test_jit.py checks that the two agree. Rows of the backends not
+measured in a run stay in the CSV.
 """
 
 import argparse
@@ -48,12 +50,14 @@ STEADY_BUDGET_S = 3.0  # stop repeating a slow call once this much time went int
 
 
 class Suggestion(NamedTuple):
-    """What the measurements say `jit_compile="auto"` should be on one backend and device."""
+    """What the measurements say `jit_compile="auto"` should be for one
+    operation (workload) on one backend and device."""
 
     jit_compile: bool
-    faster_compiled: int  # workloads that compiling makes faster
+    faster_compiled: int  # presets whose workload compiling makes faster
+    faster_steady: int  # presets whose steady-state call compiling makes faster
     workloads: int
-    seconds_off: float  # every workload together
+    seconds_off: float  # every preset's workload together
     seconds_on: float
 
 
@@ -152,10 +156,13 @@ def time_calls(call, repeats):
 
 
 def write_rows(path, rows):
+    """Write `rows` to `path`, keeping the rows it held of other backends and devices."""
+    measured = {(row["backend"], row["device"]) for row in rows}
+    kept = [row for row in read_rows(path) if (row["backend"], row["device"]) not in measured] if path.exists() else []
     with open(path, "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=FIELDS, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(kept + rows)
 
 
 def read_rows(path=CSV_PATH):
@@ -186,20 +193,30 @@ def paired(rows):
 
 
 def suggest_auto(rows, calls=WORKLOAD_CALLS):
-    """`{(backend, device): Suggestion}`: compile when that makes most of the
-    measured workloads (a preset's operation, `calls` times) faster.
+    """`{(backend, device, operation): Suggestion}`: compile an operation when
+    that makes most of the measured presets' workloads (`calls` calls each)
+    faster; on a tie, when it makes most of their steady-state calls faster
+    (longer workloads decide by those).
 
     Most, not the summed time: a user runs one model at one task, and the sum
     would be decided by the slowest workload alone (tensorflow's uncompiled
     generate() of transformer-small outweighs every other row together).
     """
-    suggestions = {}
-    for (backend_name, device, _, _), modes in paired(rows).items():
+    tallies = {}
+    for (backend_name, device, _, operation), modes in paired(rows).items():
         off, on = workload_seconds(modes[False], calls), workload_seconds(modes[True], calls)
-        wins, count, total_off, total_on = suggestions.get((backend_name, device), (0, 0, 0.0, 0.0))
-        suggestions[(backend_name, device)] = (wins + (on < off), count + 1, total_off + off, total_on + on)
-    return {key: Suggestion(2 * wins > count, wins, count, total_off, total_on)
-            for key, (wins, count, total_off, total_on) in suggestions.items()}
+        steady_faster = modes[True]["steady_ms"] < modes[False]["steady_ms"]
+        wins, steady_wins, count, total_off, total_on = tallies.get((backend_name, device, operation), (0, 0, 0, 0.0, 0.0))
+        tallies[(backend_name, device, operation)] = (wins + (on < off), steady_wins + steady_faster, count + 1,
+                                                      total_off + off, total_on + on)
+    return {key: Suggestion(_compile_wins(wins, steady_wins, count), wins, steady_wins, count, total_off, total_on)
+            for key, (wins, steady_wins, count, total_off, total_on) in tallies.items()}
+
+
+def _compile_wins(wins, steady_wins, count):
+    if 2 * wins != count:
+        return 2 * wins > count
+    return 2 * steady_wins > count
 
 
 def break_even_calls(off, on):
@@ -228,12 +245,12 @@ def print_report(rows):
                       "never" if calls is None else f"{calls} calls")
     console = Console(width=150)  # the table is wider than a pipe's default 80 columns
     console.print(table)
-    for (backend_name, device), suggestion in suggest_auto(rows).items():
-        console.print(f'{backend_name} on {device}: jit_compile="auto" should be {suggestion.jit_compile}: '
+    for (backend_name, device, operation), suggestion in suggest_auto(rows).items():
+        console.print(f'{backend_name} on {device}, {operation}: jit_compile="auto" should be {suggestion.jit_compile}: '
                       f"compiling makes {suggestion.faster_compiled} of {suggestion.workloads} workloads "
-                      f"({WORKLOAD_CALLS} calls each) faster; all of them take {suggestion.seconds_off:.0f} s "
-                      f"uncompiled, {suggestion.seconds_on:.0f} s compiled")
-
+                      f"({WORKLOAD_CALLS} calls each) and {suggestion.faster_steady} of their steady-state calls "
+                      f"faster; all of them take {suggestion.seconds_off:.0f} s uncompiled, "
+                      f"{suggestion.seconds_on:.0f} s compiled")
 
 if __name__ == "__main__":
     sys.exit(main())

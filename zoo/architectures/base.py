@@ -110,17 +110,43 @@ class ZooModel(keras.Model):
         if name == "tokenizer":
             object.__setattr__(self, name, value)
             return
+        if name == "jit_compile":
+            # A setting given directly holds for every workload. (Here, not in
+            # a property setter: tensorflow's attribute tracking skips those.)
+            self.__dict__.pop("_zoo_jit_request", None)
         super().__setattr__(name, value)
 
-    def compile(self, *args, steps_per_execution=None, **kwargs):
-        """Keras' `compile`; `steps_per_execution` defaults to the family's
-        `default_steps_per_execution` instead of 1. Like Keras' compiled
-        steps, predict's compiled batch call is made afresh after it."""
+    def compile(self, *args, steps_per_execution=None, jit_compile="auto", run_eagerly=False, **kwargs):
+        """Keras' `compile`, with two zoo defaults: `steps_per_execution` is
+        the family's `default_steps_per_execution` instead of 1, and
+        `jit_compile="auto"` picks the fastest measured setting per workload
+        (predict, training step, generate; see
+        `zoo.runtime.backend.AUTO_JIT_COMPILE`) instead of one for all.
+        Like Keras' compiled steps, predict's compiled batch call is made
+        afresh after it.
+
+        Example:
+        >>> import zoo
+        >>> from zoo.runtime import backend
+        >>> model = zoo.load("dense-tiny")
+        >>> model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        >>> backend.jit_compile_for(model, "train") == backend.resolve_jit_compile("auto", model, "train")
+        True
+        """
         if steps_per_execution is None:
             steps_per_execution = self.default_steps_per_execution
-        super().compile(*args, steps_per_execution=backend.steps_per_execution(steps_per_execution), **kwargs)
+        request = False if run_eagerly else jit_compile
+        super().compile(*args, steps_per_execution=backend.steps_per_execution(steps_per_execution),
+                        jit_compile=backend.resolve_jit_compile(request, self, "predict"), run_eagerly=run_eagerly,
+                        **kwargs)
+        backend.remember_jit_request(self, request)
         self._set_steps_per_execution(steps_per_execution)
         predicting.forget_inference_function(self)
+
+    def make_train_function(self, force=False):
+        # Keras reads `jit_compile` here; "auto" may choose differently for training.
+        with backend.compiling_as(self, "train"):
+            return super().make_train_function(force)
 
     def _set_steps_per_execution(self, requested):
         self.steps_per_execution = backend.steps_per_execution(requested)

@@ -197,7 +197,8 @@ def sample(model, step, tokens, keep, start, cache, sampler, stop_token_ids, pad
 def run_sampling(model, sample_tokens, arrays, sampler, key):
     """`sample_tokens(*arrays)` (tensors in, a tokens tensor out) as numpy.
 
-    When `model.jit_compile` is on and the backend can compile the whole
+    When `model` compiles generation (`jit_compile` on, or "auto" where that
+    compiles generate(); see zoo.runtime.backend) and the backend can compile the whole
     decoding loop (jax, tensorflow), it runs as one compiled program, traced
     and compiled once per `key` and input shapes and reused by later calls:
     `key` must name everything else `sample_tokens` closes over (sampler
@@ -206,7 +207,8 @@ def run_sampling(model, sample_tokens, arrays, sampler, key):
     """
     arrays = [ops.convert_to_tensor(array) for array in arrays]
     with backend.inference_mode():
-        program = compiled_program(model, sample_tokens, sampler, key) if getattr(model, "jit_compile", False) else None
+        compiled = backend.jit_compile_for(model, "generate")
+        program = compiled_program(model, sample_tokens, sampler, key) if compiled else None
         tokens = sample_tokens(*arrays) if program is None else program(sampler, arrays)
         return ops.convert_to_numpy(tokens)
 

@@ -26,6 +26,7 @@ import time
 
 from zoo.architectures.config import check_batch_fits
 from zoo.errors import InvalidConfigError
+from zoo.runtime import jit_policy
 
 MODES = ("train", "infer")
 DEFAULT_LENGTH = 64  # tokens per row for sequence families: a short sentence or paragraph
@@ -138,7 +139,7 @@ def benchmark(name, mode="train", batch_size=32, length=None, jit_compile="auto"
         backend=backend.name(),
         device=backend.device_kind(),
         mode=mode,
-        jit_compile=bool(model.jit_compile),
+        jit_compile=backend.jit_compile_for(model, jit_policy.bench_workload(mode)),
         batch_size=batch_size,
         length=_sequence_length(x),
         samples_per_s=timing.samples_per_s,
@@ -198,7 +199,7 @@ def print_results(results, console):
     for result in results:
         table.add_row(
             result.mode,
-            "on" if result.jit_compile else "off",
+            jit_label(result),
             f"{result.samples_per_s:,.0f}",
             f"{result.first_step_s:.2f} s",
             f"{result.steps} steps in {result.seconds:.1f} s",
@@ -206,6 +207,17 @@ def print_results(results, console):
             f"{result.peak_memory_mb:,.0f} MiB",
         )
     console.print(table)
+
+
+def jit_label(result):
+    """"on" or "off", with "(auto)" where that is what jit_compile="auto" runs.
+
+    Example:
+    >>> jit_label(benchmark("dense-tiny", mode="infer", batch_size=4, min_seconds=0.05, jit_compile="auto"))[-6:]
+    '(auto)'
+    """
+    auto = jit_policy.auto_setting(result.backend, result.device, jit_policy.bench_workload(result.mode))
+    return ("on" if result.jit_compile else "off") + (" (auto)" if result.jit_compile == auto else "")
 
 
 def _prepare(name, mode, batch_size, length, jit_compile):
@@ -221,7 +233,7 @@ def _prepare(name, mode, batch_size, length, jit_compile):
     x, y = bench_batch(model, batch_size, length)
     if mode == "infer":
         return model, x, _Steps(model, x, None, batch_size), load_s
-    model.compile(optimizer=keras.optimizers.AdamW(1e-3), loss=model.default_loss(), jit_compile=model.jit_compile)
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3), loss=model.default_loss(), jit_compile=jit_compile)
     return model, x, _Steps(model, x, y, batch_size), load_s
 
 

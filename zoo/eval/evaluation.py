@@ -129,13 +129,15 @@ def jit_compile_set(model, jit_compile):
         yield
         return
     functions = ("predict_function", "test_function", "train_function")
-    saved = model.jit_compile, [getattr(model, name, None) for name in functions]
-    backend.set_jit_compile(model, backend.resolve_jit_compile(jit_compile, model))
+    saved = model.jit_compile, backend.jit_request(model), [getattr(model, name, None) for name in functions]
+    backend.set_jit_compile(model, jit_compile)
     try:
         yield
     finally:
         model.jit_compile = saved[0]
-        for name, function in zip(functions, saved[1]):
+        if saved[1] is not None:
+            backend.remember_jit_request(model, saved[1])
+        for name, function in zip(functions, saved[2]):
             setattr(model, name, function)
 
 

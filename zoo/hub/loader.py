@@ -63,8 +63,10 @@ def load(name, pretrained=True, num_classes=None, label_names=None, jit_compile=
         jit_compile: "auto", True or False: compile predict / evaluate /
             train steps and `generate()` (XLA on TensorFlow, `jax.jit` on JAX,
             `torch.compile` on PyTorch, where generation stays eager). "auto"
-            picks what measured fastest on this backend and device (see
-            `zoo.runtime.backend.AUTO_JIT_COMPILE`); the choice is `model.jit_compile`.
+            picks what measured fastest on this backend and device for each
+            of predict, the training step and generate() (see
+            `zoo.runtime.backend.AUTO_JIT_COMPILE`); `model.jit_compile` shows
+            predict's. Setting `model.jit_compile` later applies to all three.
             Under JAX, compiled programs are also cached in `<ZOO_HOME>/jax-cache`.
         **overrides: config keys to change, e.g. `dropout=0.0`; unknown keys
             or wrong types raise `zoo.InvalidConfigError` listing the allowed keys.
@@ -119,7 +121,7 @@ def build_located(preset, num_classes=None, label_names=None, jit_compile="auto"
             f"{preset.label or preset.folder} is a bare checkpoint without a task head: pass num_classes=N "
             "(or label_names) to give it a new classifier to fine-tune."
         )
-    backend.set_jit_compile(model, backend.resolve_jit_compile(jit_compile, model))
+    backend.set_jit_compile(model, jit_compile)
     if label_names is not None:
         model.preset_metadata["label_names"] = label_names
     elif num_classes is not None and len(model.label_names or ()) != num_classes:

@@ -11,39 +11,9 @@ import keras
 import numpy as np
 
 from zoo.errors import ZooError
+from zoo.runtime.jit_policy import AUTO_JIT_COMPILE, WORKLOADS, auto_setting  # noqa: F401  (re-exported)
 from zoo.runtime.options import check_jit_compile
 
-# What `jit_compile="auto"` means per (backend, device kind): on where
-# compiling made most workloads faster in tools/measure_jit.py's run recorded in
-# tools/jit_measurements.csv (2 CPU cores shared with other jobs; each family's
-# small preset, batch 32; a workload is one preset's predict, train step or
-# generate() called 100 times, compile time included):
-# - jax on CPU: on (14 of 14 faster). Uncompiled, jax dispatches every op from
-#   Python: steady state is 2-117x slower (the LSTM most), and even the first
-#   call is mostly faster compiled.
-# - tensorflow on CPU: off (6 of 14 faster), as in Keras' own "auto". Without
-#   XLA Keras still runs a tf.function graph. XLA wins for generate() (17-21x
-#   once compiled, after 2-4 calls) and a little for transformer inference
-#   (1.2-1.4x), but it slows the dense, cnn and lstm training steps 1.4-3x and
-#   adds 1-8 s of compiling to every model's first step. Pass
-#   jit_compile=True for generation-heavy work on a CPU.
-# - torch on CPU: off (0 of 12 faster). torch.compile spends 17-170 s per model
-#   and operation (Inductor generates and builds C++ kernels, and compiles Keras'
-#   step again on the second call), for steady-state gains of at most 4x
-#   (0.1-0.6x, i.e. slower, for dense and lstm) that take 280-3400 calls to repay it.
-# GPU and TPU rows were not measured (no accelerator on the machine that ran
-# the tool); they follow Keras' own "auto": XLA for jax and tensorflow, eager
-# for torch. Run tools/measure_jit.py on such a machine to check them.
-AUTO_JIT_COMPILE = {
-    ("jax", "cpu"): True,
-    ("jax", "gpu"): True,
-    ("jax", "tpu"): True,
-    ("tensorflow", "cpu"): False,
-    ("tensorflow", "gpu"): True,
-    ("tensorflow", "tpu"): True,
-    ("torch", "cpu"): False,
-    ("torch", "gpu"): False,
-}
 JAX_CACHE_FOLDER = "jax-cache"
 
 _compilation_cache_dir = None  # where enable_compilation_cache() last pointed jax
@@ -119,26 +89,90 @@ def device_kind():
     return "gpu" if torch.cuda.is_available() else "cpu"
 
 
-def resolve_jit_compile(jit_compile, model=None):
-    """`jit_compile` ("auto", True or False) as a bool for this backend and device.
+def resolve_jit_compile(jit_compile, model=None, workload="predict"):
+    """`jit_compile` ("auto", True or False) as a bool for `workload`
+    ("predict", "train" or "generate") on this backend and device.
 
-    "auto" is `AUTO_JIT_COMPILE[(backend, device kind)]`, the fastest choice
-    measured by tools/measure_jit.py. As in Keras' own "auto", it is False for
-    a `model` with a layer that cannot be compiled (`layer.supports_jit`
-    False) and on tensorflow inside a tf.distribute strategy's scope.
+    "auto" is `AUTO_JIT_COMPILE[(backend, device kind)][workload]`, the fastest
+    choice measured by tools/measure_jit.py. As in Keras' own "auto", it is
+    False for a `model` with a layer that cannot be compiled
+    (`layer.supports_jit` False) and on tensorflow inside a tf.distribute
+    strategy's scope.
 
     Example:
-    >>> resolve_jit_compile(False), resolve_jit_compile("auto") == AUTO_JIT_COMPILE[(name(), device_kind())]
+    >>> resolve_jit_compile(False), resolve_jit_compile("auto", workload="train") == AUTO_JIT_COMPILE[(name(), device_kind())]["train"]
     (False, True)
     """
     check_jit_compile(jit_compile)
+    auto = auto_setting(name(), device_kind(), workload)  # refuses an unknown workload
     if jit_compile is True or jit_compile is False:
         return jit_compile
     if model is not None and not all(layer.supports_jit for layer in model._flatten_layers()):
         return False
     if _in_tf_distribute_scope():
         return False
-    return AUTO_JIT_COMPILE.get((name(), device_kind()), False)
+    return auto
+
+
+def set_jit_compile(model, jit_compile):
+    """Make `model`'s Keras steps and the zoo's generation compile as
+    `jit_compile` ("auto", True or False) says, per workload, from their next
+    call on. `model.jit_compile` then shows the predict setting.
+
+    Keras reads `model.jit_compile` when it builds each step function, so the
+    ones already built are dropped. `compile()` is not called: it would attach
+    an optimizer and a compile config to a model that was only loaded.
+    """
+    predict = resolve_jit_compile(jit_compile, model, "predict")
+    if model.jit_compile != predict or jit_compile != jit_request(model):
+        model.jit_compile = predict  # a ZooModel forgets its request here...
+        model.predict_function = model.test_function = model.train_function = None
+    remember_jit_request(model, jit_compile)  # ...so it is recorded after
+
+
+def remember_jit_request(model, jit_compile):
+    """Record what `model` was asked to compile ("auto", True or False), for
+    `jit_compile_for`; assigning `model.jit_compile` later forgets it."""
+    # Set past Keras' attribute tracking: a plain setting, not state to save.
+    model.__dict__["_zoo_jit_request"] = jit_compile
+
+
+def jit_request(model):
+    """What `model` was last asked to compile, or None if `model.jit_compile` was set directly."""
+    return model.__dict__.get("_zoo_jit_request")
+
+
+def jit_compile_for(model, workload):
+    """Whether `model` compiles `workload` ("predict", "train" or "generate"):
+    per workload while it was asked for "auto", else `model.jit_compile`.
+
+    Example:
+    >>> import zoo
+    >>> model = zoo.load("dense-tiny")
+    >>> jit_compile_for(model, "train") == resolve_jit_compile("auto", model, "train")
+    True
+    >>> model.jit_compile = False
+    >>> jit_compile_for(model, "train")
+    False
+    """
+    request = jit_request(model)
+    if workload == "predict" or request is None:
+        return bool(model.jit_compile)
+    return resolve_jit_compile(request, model, workload)
+
+
+@contextlib.contextmanager
+def compiling_as(model, workload):
+    """`model.jit_compile` set to `workload`'s setting inside the block, where
+    Keras builds that workload's step function."""
+    saved = model.jit_compile
+    # Past the property's setter (it would forget the request) and Keras'
+    # attribute tracking: Keras only reads the value while building the step.
+    object.__setattr__(model, "_jit_compile", jit_compile_for(model, workload))
+    try:
+        yield
+    finally:
+        object.__setattr__(model, "_jit_compile", saved)
 
 
 def under_distribution():
@@ -158,19 +192,6 @@ def _in_tf_distribute_scope():
     import tensorflow as tf
 
     return tf.distribute.has_strategy()
-
-
-def set_jit_compile(model, jit_compile):
-    """Make `model`'s Keras predict / evaluate / train steps and the zoo's
-    generation use `jit_compile` (a bool) from their next call on.
-
-    Keras reads `model.jit_compile` when it builds each step function, so the
-    ones already built are dropped. `compile()` is not called: it would attach
-    an optimizer and a compile config to a model that was only loaded.
-    """
-    if model.jit_compile != jit_compile:
-        model.jit_compile = jit_compile
-        model.predict_function = model.test_function = model.train_function = None
 
 
 def compile_function(function, variables=()):

@@ -17,7 +17,7 @@ import numpy as np
 from zoo.data.arrays import check_finite, check_in_range
 from zoo.data.batching import count_batches
 from zoo.errors import InvalidConfigError, InvalidDataError, TrainingDivergedError
-from zoo.runtime import backend, options
+from zoo.runtime import options
 from zoo.train import distribute, lora
 
 logger = logging.getLogger("zoo")
@@ -159,7 +159,7 @@ def finetune(
                 weight_decay=weight_decay,
             )
             model.compile(optimizer=optimizer, loss=model.default_loss(), metrics=_metrics(model),
-                          jit_compile=backend.resolve_jit_compile(jit_compile, model))
+                          jit_compile=jit_compile)
             histories.append(distribute.fit(model, initial_epoch=first_epoch, epochs=last_epoch, **fit_options))
             guard.raise_if_diverged(learning_rate)
             if stopper is not None and stopper.stopped_epoch > 0:
