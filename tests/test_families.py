@@ -1,6 +1,10 @@
 """Family behaviour beyond the presets: other inputs, tasks and decoding."""
 
 import dataclasses
+import json
+import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -163,3 +167,20 @@ def test_language_model_loss_averages_over_real_tokens_only(name):
     loss = float(to_numpy(model.default_loss()(y, logits)))
     token_log_probs = np.take_along_axis(log_softmax(logits, axis=-1), y[..., None], axis=-1)[..., 0]
     np.testing.assert_allclose(loss, -token_log_probs[y != 0].mean(), rtol=1e-4)
+
+
+def test_families_without_attention_load_without_keras_hub():
+    """keras_hub's import starts TensorFlow: 2-3 s of every cold start under
+    jax or torch (tools/cold_start.py) for models that use none of it. (The
+    LSTM still starts TensorFlow where it is installed: Keras' serializer looks
+    for it when Bidirectional copies its layer.)"""
+    code = ("import json, sys, zoo\nseen = []\nfor name in ('dense-tiny', 'cnn-tiny', 'lstm-tiny'):\n"
+            "    zoo.load(name); seen.append([m for m in ('keras_hub', 'tensorflow') if m in sys.modules])\n"
+            "print(json.dumps(seen))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False,
+                          env={**os.environ, "KERAS_BACKEND": keras.backend.backend()})
+    assert done.returncode == 0, done.stderr[-2000:]
+    after_dense, after_cnn, after_lstm = json.loads(done.stdout.splitlines()[-1])
+    assert "keras_hub" not in after_lstm
+    if keras.backend.backend() != "tensorflow":
+        assert after_dense == after_cnn == []

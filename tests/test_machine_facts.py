@@ -1,12 +1,13 @@
-"""tools/machine_facts.py: what each benchmark row says about the machine.
-Backend-free: the matmuls run in their own processes."""
+"""tools/machine_facts.py (what each benchmark row says about the machine) and
+tools/cold_start.py. Backend-free: the frameworks run in processes of their own."""
 
 import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
 import machine_facts  # noqa: E402
 
 pytestmark = pytest.mark.backend_free
@@ -25,3 +26,27 @@ def test_the_fma_peak_counts_cores_vector_lanes_and_two_units():
     assert machine_facts.cpu_facts("flags : sse2\n", threads=1).fma_peak_gflops is None  # no clock: no peak
     assert machine_facts.cpu_facts().threads >= 1
 
+
+def test_cold_start_times_fresh_processes_against_native_pytorch(tmp_path):
+    # The tool's processes import the frameworks; this one imports none.
+    import cold_start
+
+    path = tmp_path / "cold.csv"
+    cold_start.main(["--presets", "dense-tiny", "--backends", "torch", "--runs", "1", "--csv", str(path)])
+    native, zoo = cold_start.read_rows(path)
+    assert (native["backend"], zoo["backend"]) == ("native-torch", "torch")
+    for row in (native, zoo):
+        assert all(row[phase] > 0 for phase in cold_start.PHASES)
+        assert row["process_s"] > row["import_s"] + row["load_s"] + row["first_predict_s"]  # start-up and exit too
+        assert row["cpu"] and row["threads"] >= 1
+    assert zoo["vs_native"] == pytest.approx(native["process_s"] / zoo["process_s"], rel=1e-3)
+    assert zoo["versions"].startswith("keras ") and native["versions"].startswith("torch ")
+
+
+def test_readme_shows_the_recorded_cold_start_run():
+    import cold_start
+
+    rows = cold_start.read_rows(ROOT / "benchmarks" / "cold-start-cpu.csv")
+    assert cold_start.markdown_table(rows) in (ROOT / "benchmarks" / "README.md").read_text(), (
+        "update the cold start table in benchmarks/README.md: python tools/cold_start.py --markdown"
+    )

@@ -6,7 +6,6 @@ files that contain them load with `safe_mode=True`. `LSTM`, `Bidirectional`,
 a fast path (see zoo/kernels/): same weights, same results.
 """
 
-from zoo.layers.fast_attention import FastCachedMultiHeadAttention, FastMultiHeadAttention
 from zoo.layers.fused_batch_norm import BatchNormalization
 from zoo.layers.lstm import LSTM, Bidirectional
 from zoo.layers.output_bias import OutputBias
@@ -21,3 +20,16 @@ __all__ = [
     "OutputBias",
     "PaddingMask",
 ]
+
+# The attention layers build on keras_hub, whose import also starts TensorFlow
+# (2-3 s under jax or torch): imported on first use, so that the families
+# without attention load without it.
+_FROM_FAST_ATTENTION = ("FastCachedMultiHeadAttention", "FastMultiHeadAttention")
+
+
+def __getattr__(name):
+    if name in _FROM_FAST_ATTENTION:
+        from zoo.layers import fast_attention
+
+        return getattr(fast_attention, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
