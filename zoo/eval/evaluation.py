@@ -135,8 +135,7 @@ def jit_compile_set(model, jit_compile):
         yield
     finally:
         model.jit_compile = saved[0]
-        if saved[1] is not None:
-            backend.remember_jit_request(model, saved[1])
+        backend.remember_jit_request(model, saved[1])
         for name, function in zip(functions, saved[2]):
             setattr(model, name, function)
 

@@ -131,10 +131,14 @@ def set_jit_compile(model, jit_compile):
 
 
 def remember_jit_request(model, jit_compile):
-    """Record what `model` was asked to compile ("auto", True or False), for
-    `jit_compile_for`; assigning `model.jit_compile` later forgets it."""
+    """Record what `model` was asked to compile ("auto", True or False; None
+    forgets), for `jit_compile_for`; assigning `model.jit_compile` later
+    forgets it too."""
     # Set past Keras' attribute tracking: a plain setting, not state to save.
-    model.__dict__["_zoo_jit_request"] = jit_compile
+    if jit_compile is None:
+        model.__dict__.pop("_zoo_jit_request", None)
+    else:
+        model.__dict__["_zoo_jit_request"] = jit_compile
 
 
 def jit_request(model):
@@ -155,10 +159,10 @@ def jit_compile_for(model, workload):
     >>> jit_compile_for(model, "train")
     False
     """
-    request = jit_request(model)
-    if workload == "predict" or request is None:
+    if workload == "predict" or jit_request(model) != "auto":
+        # One setting for all (Keras may have refused True for a layer that cannot compile).
         return bool(model.jit_compile)
-    return resolve_jit_compile(request, model, workload)
+    return resolve_jit_compile("auto", model, workload)
 
 
 @contextlib.contextmanager
