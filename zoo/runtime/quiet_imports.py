@@ -68,9 +68,15 @@ def stderr_filtered(keep):
 def quiet_startup():
     """Import Keras without TensorFlow's start-up lines; under the TensorFlow
     backend also let TensorFlow look for its devices, which is when it reports
-    a missing GPU driver. For the `zoo` command, before a job that needs Keras."""
+    a missing GPU driver. For the `zoo` command, before a job that needs Keras.
+
+    TensorFlow's C++ INFO lines that come later (XLA's "service initialized"
+    and "Compiled cluster using XLA!" on the first compiled predict) are
+    turned off too, unless TF_CPP_MIN_LOG_LEVEL says otherwise; warnings and
+    errors still show."""
     if "keras" in sys.modules:
         return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # read when TensorFlow starts
     with stderr_filtered(tensorflow_startup):
         import keras
 
