@@ -81,7 +81,8 @@ def test_tables_and_plots_come_from_the_rows(tiny_sweep, tmp_path):
 @pytest.mark.parametrize("sweep, message", [
     ("nope:length", "No preset named 'nope'"),
     ("dense-tiny:length", "does not read token ids"),
-    ("lstm-tiny:width", "use PRESET:length or PRESET:batch"),
+    ("lstm-tiny:width", "use PRESET:length, PRESET:batch or PRESET:generate"),
+    ("lstm-tiny:generate", "generate sweeps are for the transformer-decoder family"),
 ])
 def test_bad_sweeps_are_refused_before_anything_runs(sweep, message, capsys):
     with pytest.raises(SystemExit) as raised:
@@ -98,3 +99,22 @@ def test_readme_shows_the_recorded_scaling_run():
     for preset in dict.fromkeys(row["preset"] for row in rows):
         assert (ROOT / "benchmarks" / f"scaling-{preset}.png").exists(), "python tools/scaling.py --plot"
         assert f"scaling-{preset}.png" in readme
+
+
+def test_generate_sweeps_time_cached_decoding_on_every_backend(tmp_path):
+    path = tmp_path / "generate.csv"
+    scaling.main(["--sweeps", "transformer-decoder-tiny:generate", "--values", "40", "24", "--min-seconds", "0.05",
+                  "--csv", str(path)])
+    rows = scaling.read_rows(path)
+    assert [row["backend"] for row in rows] == [backend for backend in scaling.BACKENDS for _ in range(2)]
+    from zoo.runtime import jit_policy
+
+    for row in rows:
+        new_tokens = row["length"] - scaling.PROMPT_LENGTH  # each row generates to max_length
+        assert row["tokens_per_s"] == pytest.approx(row["samples_per_s"] * new_tokens, rel=1e-3)
+        assert row["vs_native"] is None  # the native twin has no cache to generate with
+        assert row["jit_compile"] == str(jit_policy.auto_setting(row["backend"], "cpu", "generate"))
+    assert [row["length"] for row in rows[:2]] == [24, 40]
+    table = scaling.markdown_tables(rows)
+    assert table.startswith("**transformer-decoder-tiny** generating (batch 8, 16-token prompts)")
+    assert table.count("\n| 24 |") == table.count("\n| 40 |") == 1

@@ -1,6 +1,7 @@
-"""How inference cost grows with sequence length and batch size, per backend, against native PyTorch.
+"""How inference and generation cost grow with sequence length and batch size, per backend, against native PyTorch.
 
-    python tools/scaling.py                        # every sweep, 3 backends + native PyTorch (~25 min on 2 cores)
+    python tools/scaling.py                        # every sweep, 3 backends + native PyTorch (~30 min on 2 cores)
+    python tools/scaling.py --sweeps transformer-decoder-tiny:generate --values 32 64 --backends torch
     python tools/scaling.py --sweeps transformer-decoder-small:length --backends jax
     python tools/scaling.py --show                 # print the recorded benchmarks/scaling-cpu.csv
     python tools/scaling.py --markdown             # the tables of benchmarks/README.md, from that CSV
@@ -10,7 +11,11 @@ A sweep is one preset and one axis:
 
 - the transformer families (encoder, decoder, encoder-decoder; small presets):
   sequence length 64 to 1024 at batch 8, and batch 1 to 128 at 64 tokens;
-- the LSTM (lstm-small): sequence length 32 to 512 at batch 8.
+- the LSTM (lstm-small): sequence length 32 to 512 at batch 8;
+- generation (transformer-decoder-small): greedy `model.generate` of 8
+  prompts of 16 tokens to max_length 64 to 1024, cached decoding; the zoo
+  backends only, as the native twin has no key/value cache. `tokens_per_s`
+  counts generated tokens.
 
 Each sweep runs in a fresh process per backend at jit_compile="auto" (what
 users run), and once in native PyTorch (tools/native_torch.py's twin of the
@@ -55,12 +60,15 @@ SWEEPS = {
     **{(preset, "length"): (64, 128, 256, 512, 1024) for preset in TRANSFORMERS},
     **{(preset, "batch"): (1, 8, 32, 128) for preset in TRANSFORMERS},
     ("lstm-small", "length"): (32, 64, 128, 256, 512),
+    ("transformer-decoder-small", "generate"): (64, 128, 256, 512, 1024),
 }
 FIELDS = ("preset", "axis", "backend", "jit_compile", "batch_size", "length", "samples_per_s", "tokens_per_s",
           "vs_native", "first_step_s", "peak_memory_mb", "cpu", "vector_extensions", "threads", "device",
           "versions")
 SEQUENCE_FAMILIES = ("lstm", "transformer-encoder", "transformer-decoder", "transformer")
-FIXED = {"length": 8, "batch": 64}  # the other axis' value: batch 8 in a length sweep, 64 tokens in a batch sweep
+# The other axis' value: batch 8 in a length or generate sweep, 64 tokens in a batch sweep.
+FIXED = {"length": 8, "batch": 64, "generate": 8}
+PROMPT_LENGTH = 16  # tokens of each prompt in a generate sweep
 TIMEOUT_S = 1800
 
 
@@ -112,7 +120,7 @@ def parse_sweep(text, parser):
 
     preset, _, axis = text.partition(":")
     if axis not in FIXED:
-        parser.error(f"{text!r}: use PRESET:length or PRESET:batch, e.g. " + ", ".join(f"{p}:{a}" for p, a in SWEEPS))
+        parser.error(f"{text!r}: use PRESET:length, PRESET:batch or PRESET:generate, e.g. " + ", ".join(f"{p}:{a}" for p, a in SWEEPS))
     try:
         card = zoo.info(preset)
     except zoo.ZooError as error:
@@ -120,6 +128,8 @@ def parse_sweep(text, parser):
     if card.family not in SEQUENCE_FAMILIES or not card.config.get("vocab_size"):
         parser.error(f"{preset} does not read token ids: sweeps are for the token families "
                      f"({', '.join(SEQUENCE_FAMILIES)})")
+    if axis == "generate" and card.family != "transformer-decoder":
+        parser.error(f"{preset} is a {card.family} model: generate sweeps are for the transformer-decoder family")
     return preset, axis
 
 
@@ -131,17 +141,19 @@ def measure(sweeps, backends, min_seconds, values=None):
     machine = {"cpu": facts.model, "vector_extensions": facts.extensions, "threads": facts.threads}
     rows = []
     with Progress(transient=True) as progress:
-        task = progress.add_task("scaling", total=len(sweeps) * (1 + len(backends)))
+        task = progress.add_task("scaling", total=sum(len(backends) + (axis != "generate") for _, axis in sweeps))
         for preset, axis in sweeps:
             points = values or SWEEPS.get((preset, axis))
             if not points:
                 raise SystemExit(f"{preset}:{axis} has no recorded points: give them with --values")
             native = None
-            for runner in ("native-torch", *backends):
+            runners = backends if axis == "generate" else ("native-torch", *backends)  # no native generate
+            for runner in runners:
                 progress.update(task, description=f"{preset} by {axis} on {runner}")
                 measured = run_child(runner, preset, axis, points, min_seconds)
-                native = native or {point_key(row): row for row in measured}
-                rows += [{**row, **machine, "vs_native": ratio(row, native)} for row in measured]
+                if runner == "native-torch":
+                    native = {point_key(row): row for row in measured}
+                rows += [{**row, **machine, "vs_native": ratio(row, native or {})} for row in measured]
                 progress.advance(task)
     return rows
 
@@ -186,16 +198,22 @@ def run_sweep(runner, preset, axis, points, min_seconds):
     card = zoo.info(preset)
     fixed = FIXED[axis]
     shapes = [(point, fixed) if axis == "batch" else (fixed, point) for point in sorted(points)]
+    if axis == "generate" and runner == "native-torch":
+        return []  # the native twin has no key/value cache to generate with
     overrides = widened_positions(card, max(length for _, length in shapes))
     predictor = native_predictor if runner == "native-torch" else zoo_predictor
-    predict, jit_compile, versions, device = predictor(preset, overrides)
+    predict, jit_compile, versions, device = predictor(preset, overrides, generate=axis == "generate")
     rows = []
     for batch_size, length in shapes:
-        inputs = scaling_batch(card, batch_size, length)
+        if axis == "generate":
+            inputs, tokens_per_row = scaling_batch(card, batch_size, PROMPT_LENGTH), length - PROMPT_LENGTH
+        else:
+            inputs, tokens_per_row = scaling_batch(card, batch_size, length), length
+        timing = time_point(lambda: predict(inputs, batch_size, length), batch_size, min_seconds)
         rows.append({"preset": preset, "axis": axis, "backend": runner, "jit_compile": jit_compile,
-                     "batch_size": batch_size, "length": length, **time_point(predict, inputs, batch_size, length,
-                                                                             min_seconds),
-                     "device": device, "versions": versions})
+                     "batch_size": batch_size, "length": length, **timing,
+                     "tokens_per_s": timing["samples_per_s"] * tokens_per_row, "device": device,
+                     "versions": versions})
     return rows
 
 
@@ -236,21 +254,28 @@ def scaling_batch(card, batch_size, length, seed=0):
                                               dtype="int32")}
 
 
-def zoo_predictor(preset, overrides):
-    """`predict(batch)` of the zoo model (random weights) on the active backend at jit "auto"."""
+def zoo_predictor(preset, overrides, generate=False):
+    """`predict(batch, batch_size, length)` of the zoo model (random weights)
+    on the active backend at jit "auto": `model.predict`, or with `generate`
+    greedy `model.generate` of every row to `length` tokens (no stop token,
+    so every row runs to the end)."""
     import zoo
     from zoo.runtime import backend
 
     model = zoo.load(preset, pretrained=False, **overrides)
 
-    def predict(inputs, batch_size):
+    def predict(inputs, batch_size, length):
+        if generate:
+            return model.generate(inputs, max_length=length)
         return model.predict(inputs, batch_size=batch_size, verbose=0)
 
-    return predict, backend.jit_compile_for(model, "predict"), backend.versions(), backend.device_kind()
+    workload = "generate" if generate else "predict"
+    return predict, backend.jit_compile_for(model, workload), backend.versions(), backend.device_kind()
 
 
-def native_predictor(preset, overrides):
-    """`predict(batch)` of the native PyTorch twin: eval mode, outputs to numpy."""
+def native_predictor(preset, overrides, generate=False):
+    """`predict(batch, batch_size, length)` of the native PyTorch twin: eval
+    mode, outputs to numpy (the twin cannot `generate`)."""
     import torch
 
     from tools import native_torch
@@ -258,23 +283,25 @@ def native_predictor(preset, overrides):
     torch.manual_seed(0)
     native = native_torch.build_native(preset, **overrides).eval()
 
-    def predict(inputs, batch_size):  # batch_size unused: the zoo's predict takes it
+    def predict(inputs, batch_size, length):  # the zoo's signature; the batch says its shape
         with torch.inference_mode():
             return native(native_torch.native_inputs(inputs)).numpy()
 
     return predict, False, f"torch {torch.__version__}, {torch.get_num_threads()} threads", "cpu"
 
 
-def time_point(predict, inputs, batch_size, length, min_seconds):
+def time_point(call, batch_size, min_seconds):
+    """Rows per second of `call()` (one batch of `batch_size` rows), its first
+    call, and the process' peak memory once timed."""
     from zoo.eval import bench
 
     def run_steps(steps):
         for _ in range(steps):
-            predict(inputs, batch_size)
+            call()
 
     timing = bench.time_steps(run_steps, batch_size, min_seconds)
-    return {"samples_per_s": timing.samples_per_s, "tokens_per_s": timing.samples_per_s * length,
-            "first_step_s": timing.first_step_s, "peak_memory_mb": bench.peak_memory_mb()}
+    return {"samples_per_s": timing.samples_per_s, "first_step_s": timing.first_step_s,
+            "peak_memory_mb": bench.peak_memory_mb()}
 
 
 # ---------------------------------------------------------------- reports
@@ -318,9 +345,11 @@ def markdown_tables(rows):
     tables = []
     for preset, axis in sweeps_of(rows):
         sweep = [row for row in rows if (row["preset"], row["axis"]) == (preset, axis)]
-        fixed = f"batch {sweep[0]['batch_size']}" if axis == "length" else f"{sweep[0]['length']} tokens"
-        title = (f"**{preset}** by {axis} ({fixed}): native PyTorch's tokens/s and peak memory; per backend, "
-                 "the ratio to native, the first call (compiling included) and peak memory")
+        if axis == "generate":
+            tables.append(generate_table(preset, sweep))
+            continue
+        title = (f"**{preset}** by {axis} ({held_fixed(axis, sweep)}): native PyTorch's tokens/s and peak "
+                 "memory; per backend, the ratio to native, the first call (compiling included) and peak memory")
         lines = [title,
                  "",
                  f"| {axis} | native PyTorch | " + " | ".join(BACKENDS) + " |",
@@ -334,6 +363,31 @@ def markdown_tables(rows):
             lines.append(f"| {point} | {native_cell} | " + " | ".join(shown) + " |")
         tables.append("\n".join(lines))
     return "\n\n".join(tables)
+
+
+def generate_table(preset, sweep):
+    """Greedy generation to each max_length: per backend, generated tokens/s,
+    the first call (compiling included) and peak memory."""
+    lines = [f"**{preset}** generating ({held_fixed('generate', sweep)}): per backend, generated tokens/s, the "
+             "first call (compiling included) and peak memory",
+             "",
+             "| max_length | " + " | ".join(BACKENDS) + " |",
+             "|---:|" + "---:|" * len(BACKENDS)]
+    for length in dict.fromkeys(row["length"] for row in sweep):
+        cells = {row["backend"]: row for row in sweep if row["length"] == length}
+        shown = [f"{cells[b]['tokens_per_s']:,.0f}, {cells[b]['first_step_s']:.2f} s, "
+                 f"{cells[b]['peak_memory_mb']:,.0f} MB" if b in cells else "-" for b in BACKENDS]
+        lines.append(f"| {length} | " + " | ".join(shown) + " |")
+    return "\n".join(lines)
+
+
+def held_fixed(axis, sweep):
+    """What a sweep holds fixed, in words: "batch 8", "64 tokens", "batch 8, 16-token prompts"."""
+    if axis == "batch":
+        return f"{sweep[0]['length']} tokens"
+    if axis == "generate":
+        return f"batch {sweep[0]['batch_size']}, {PROMPT_LENGTH}-token prompts"
+    return f"batch {sweep[0]['batch_size']}"
 
 
 def _markdown_cell(row):
@@ -355,7 +409,7 @@ def plot(rows, folder):
     paths = []
     for preset in dict.fromkeys(row["preset"] for row in rows):
         axes_swept = [axis for p, axis in sweeps_of(rows) if p == preset]
-        figure, grid = plt.subplots(len(axes_swept), 2, figsize=(11, 4 * len(axes_swept)), squeeze=False)
+        figure, grid = plt.subplots(len(axes_swept), 2, figsize=(12, 4 * len(axes_swept)), squeeze=False)
         for (speed, memory), axis in zip(grid, axes_swept):
             sweep = [row for row in rows if (row["preset"], row["axis"]) == (preset, axis)]
             key = "batch_size" if axis == "batch" else "length"
@@ -365,19 +419,22 @@ def plot(rows, folder):
                 if not points:
                     continue
                 style = {"label": "native PyTorch" if runner == "native-torch" else runner, "marker": "o",
+                         "color": f"C{RUNNERS.index(runner)}",  # the same colour in every chart
                          "linestyle": "--" if runner == "native-torch" else "-"}
                 speed.plot([p[0] for p in points], [p[1] for p in points], **style)
                 memory.plot([p[0] for p in points], [p[2] for p in points], **style)
-            label = "batch size (rows)" if axis == "batch" else "sequence length (tokens)"
-            for chart, measured in ((speed, "tokens / s"), (memory, "peak resident memory (MB)")):
+            label = {"batch": "batch size (rows)", "length": "sequence length (tokens)",
+                     "generate": "max_length (prompt and generated tokens)"}[axis]
+            tokens = "generated tokens / s" if axis == "generate" else "tokens / s"
+            for chart, measured in ((speed, tokens), (memory, "peak resident memory (MB)")):
                 chart.set_xscale("log", base=2)
                 chart.set_yscale("log")
                 chart.set_xlabel(label)
                 chart.set_ylabel(measured)
                 chart.grid(True, which="both", alpha=0.3)
                 chart.legend()
-            fixed = f"batch {sweep[0]['batch_size']}" if axis == "length" else f"{sweep[0]['length']} tokens"
-            speed.set_title(f"{preset}: inference throughput by {axis} ({fixed})")
+            work = "greedy generation" if axis == "generate" else "inference throughput"
+            speed.set_title(f"{preset}: {work} by {axis} ({held_fixed(axis, sweep)})", fontsize=10)
             memory.set_title(f"{preset}: peak memory by {axis}")
         figure.tight_layout()
         path = Path(folder) / f"scaling-{preset}.png"
