@@ -47,6 +47,8 @@ def zoo_modules(package="zoo", folder=ROOT / "zoo"):
 
 
 ZOO_MODULES = zoo_modules()
+# The tools whose docstrings hold examples (read as text: collecting imports nothing).
+TOOL_MODULES = sorted(f"tools.{path.stem}" for path in (ROOT / "tools").glob("*.py") if ">>>" in path.read_text())
 # A module that imports one of these at the top may be skipped where it is not installed.
 OPTIONAL_DEPENDENCIES = {"tensorflow", "jax", "torch", "huggingface_hub", "kagglehub"}
 
@@ -108,6 +110,12 @@ def test_docstring_examples_run(module_name):
     finally:
         forget_example_presets()
     assert result.failed == 0
+
+
+@pytest.mark.parametrize("module_name", TOOL_MODULES)
+def test_tool_docstring_examples_run(module_name):
+    result = doctest.testmod(importlib.import_module(module_name), verbose=False, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
 
 
 def test_docstrings_hold_examples():

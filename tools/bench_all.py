@@ -29,9 +29,6 @@ the workload) and at each backend's better setting.
 """
 
 import argparse
-import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tools import machine_facts, result_csv  # noqa: E402  (the checkout is on sys.path above)
+from tools import child_process, machine_facts, result_csv  # noqa: E402  (the checkout is on sys.path above)
 from zoo.runtime import jit_policy  # noqa: E402  (imports no Keras)
 
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -118,32 +115,16 @@ def run_zoo(preset, backend, jit, batch_size, min_seconds):
     """`zoo bench` in a fresh process; [] (and a message) when it fails or runs too long."""
     command = [sys.executable, "-m", "zoo", "bench", preset, "--backend", backend, "--jit", jit,
                "--batch-size", str(batch_size), "--min-seconds", str(min_seconds), "--json"]
-    return _json_lines(command, f"{preset} on {backend} (jit {jit})")
+    return child_process.last_json(command, f"{preset} on {backend} (jit {jit})", TIMEOUT_S) or []
 
 
 def run_native(preset, mode, batch_size, min_seconds):
     command = [sys.executable, str(ROOT / "tools" / "native_torch.py"), preset, "--mode", mode,
                "--batch-size", str(batch_size), "--min-seconds", str(min_seconds), "--json"]
-    result = _json_lines(command, f"native PyTorch {preset} {mode}")
+    result = child_process.last_json(command, f"native PyTorch {preset} {mode}", TIMEOUT_S)
     if not result:
         raise SystemExit(f"the native PyTorch run of {preset} failed: no ratios can be computed")
     return result
-
-
-def _json_lines(command, what):
-    """The JSON printed last on stdout by `command` (frameworks log to stderr)."""
-    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S, env=environment,
-                              cwd=ROOT)
-    except subprocess.TimeoutExpired:
-        print(f"{what}: no result after {TIMEOUT_S} s", file=sys.stderr)
-        return []
-    lines = [line for line in done.stdout.splitlines() if line.startswith(("[", "{"))]
-    if done.returncode or not lines:
-        print(f"{what} failed:\n{done.stderr[-3000:]}", file=sys.stderr)
-        return []
-    return json.loads(lines[-1])
 
 
 def machine_row(matmul_size=machine_facts.MATMUL_SIZE):

@@ -28,10 +28,7 @@ tools/machine_facts.py).
 """
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tools import machine_facts, result_csv  # noqa: E402  (the checkout is on sys.path above)
+from tools import child_process, machine_facts, result_csv  # noqa: E402  (the checkout is on sys.path above)
 
 BACKENDS = ("tensorflow", "jax", "torch")
 FAMILIES = ("dense", "cnn", "lstm", "transformer-encoder", "transformer-decoder", "transformer")
@@ -100,6 +97,7 @@ model = zoo.load(sys.argv[2])
 zoo.save_preset(model, sys.argv[1] + "/preset")
 x, _ = bench.bench_batch(model, 1, int(sys.argv[3]) if model.sequence_inputs else None)
 np.savez(sys.argv[1] + "/example.npz", **({"x_" + k: v for k, v in x.items()} if isinstance(x, dict) else {"x_inputs": x}))
+print("{}")  # the parent reads a JSON line from every child
 """
 _PREPARE_NATIVE_CHILD = """
 import sys
@@ -108,6 +106,7 @@ sys.path.insert(0, sys.argv[2])
 from tools import native_torch
 state = native_torch.build_native(sys.argv[3]).state_dict()
 save_file({name: tensor.contiguous() for name, tensor in state.items()}, sys.argv[1] + "/native.safetensors")
+print("{}")
 """
 
 
@@ -176,14 +175,12 @@ def median_run(command, environment, runs, fresh_home=None):
 
 
 def run_child(command, environment):
-    """Run `command` with `environment` added; the JSON it printed last, or {}."""
-    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **environment}
-    done = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=TIMEOUT_S, cwd=ROOT,
-                          check=False)
-    if done.returncode:
-        raise SystemExit(f"{' '.join(command[:2])} ... failed:\n{done.stderr[-3000:]}")
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    return json.loads(lines[-1]) if lines else {}
+    """Run `command` with `environment` added; the JSON it printed last ({} if
+    none). A failed child ends the run: its phases cannot be left out."""
+    result = child_process.last_json(command, f"{' '.join(command[:2])} ...", TIMEOUT_S, environment)
+    if result is None:
+        raise SystemExit("a cold-start child process failed (above); no row was written")
+    return result
 
 
 def read_rows(path):

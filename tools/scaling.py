@@ -41,8 +41,6 @@ copied to a numpy array for native PyTorch. Per point the rows record:
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -50,7 +48,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tools import machine_facts, result_csv  # noqa: E402  (the checkout is on sys.path above)
+from tools import child_process, machine_facts, result_csv  # noqa: E402  (the checkout is on sys.path above)
 
 BACKENDS = ("tensorflow", "jax", "torch")
 RUNNERS = ("native-torch", *BACKENDS)
@@ -171,20 +169,8 @@ def run_child(runner, preset, axis, points, min_seconds):
     """One sweep in a fresh process (`--run`); its rows, or [] and a message on failure."""
     command = [sys.executable, str(Path(__file__).resolve()), "--min-seconds", str(min_seconds),
                "--run", runner, preset, axis, ",".join(map(str, points))]
-    environment = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    if runner != "native-torch":
-        environment["KERAS_BACKEND"] = runner
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=TIMEOUT_S,
-                              cwd=ROOT, check=False)
-    except subprocess.TimeoutExpired:
-        print(f"{preset} by {axis} on {runner}: no result after {TIMEOUT_S} s", file=sys.stderr)
-        return []
-    lines = [line for line in done.stdout.splitlines() if line.startswith("[")]
-    if done.returncode or not lines:
-        print(f"{preset} by {axis} on {runner} failed:\n{done.stderr[-3000:]}", file=sys.stderr)
-        return []
-    return json.loads(lines[-1])
+    environment = {} if runner == "native-torch" else {"KERAS_BACKEND": runner}
+    return child_process.last_json(command, f"{preset} by {axis} on {runner}", TIMEOUT_S, environment) or []
 
 
 # ---------------------------------------------------------------- in the child process
@@ -198,8 +184,6 @@ def run_sweep(runner, preset, axis, points, min_seconds):
     card = zoo.info(preset)
     fixed = FIXED[axis]
     shapes = [(point, fixed) if axis == "batch" else (fixed, point) for point in sorted(points)]
-    if axis == "generate" and runner == "native-torch":
-        return []  # the native twin has no key/value cache to generate with
     overrides = widened_positions(card, max(length for _, length in shapes))
     predictor = native_predictor if runner == "native-torch" else zoo_predictor
     predict, jit_compile, versions, device = predictor(preset, overrides, generate=axis == "generate")
@@ -220,17 +204,15 @@ def run_sweep(runner, preset, axis, points, min_seconds):
 def widened_positions(card, length):
     """Config overrides that give the preset's position tables room for
     `length` source tokens (and the seq2seq target, 3/4 of them)."""
+    from zoo.data.arrays import example_target_length
+
     config = card.config
     if "encoder_max_length" in config:
         return {"encoder_max_length": max(config["encoder_max_length"], length),
-                "decoder_max_length": max(config["decoder_max_length"], target_length(length))}
+                "decoder_max_length": max(config["decoder_max_length"], example_target_length(length))}
     if "max_length" in config:
         return {"max_length": max(config["max_length"], length)}
     return {}
-
-
-def target_length(length):
-    return max(2, length * 3 // 4)
 
 
 def scaling_batch(card, batch_size, length, seed=0):
@@ -245,12 +227,14 @@ def scaling_batch(card, batch_size, length, seed=0):
     """
     import numpy as np
 
+    from zoo.data.arrays import example_target_length
+
     rng = np.random.default_rng(seed)
     vocab_size = card.config["vocab_size"]
     if card.family != "transformer":
         return rng.integers(3, vocab_size, size=(batch_size, length), dtype="int32")
     return {"encoder_token_ids": rng.integers(3, vocab_size, size=(batch_size, length), dtype="int32"),
-            "decoder_token_ids": rng.integers(3, vocab_size, size=(batch_size, target_length(length)),
+            "decoder_token_ids": rng.integers(3, vocab_size, size=(batch_size, example_target_length(length)),
                                               dtype="int32")}
 
 
@@ -275,7 +259,9 @@ def zoo_predictor(preset, overrides, generate=False):
 
 def native_predictor(preset, overrides, generate=False):
     """`predict(batch, batch_size, length)` of the native PyTorch twin: eval
-    mode, outputs to numpy (the twin cannot `generate`)."""
+    mode, outputs to numpy. It has no key/value cache, so no `generate`."""
+    if generate:
+        raise SystemExit("the native PyTorch twin cannot generate: a generate sweep runs the zoo's backends only")
     import torch
 
     from tools import native_torch

@@ -10,6 +10,7 @@ from zoo.architectures import generation
 from zoo.architectures import transformer_blocks as blocks
 from zoo.architectures.base import ZooModel, example_token_ids, token_logits_loss
 from zoo.architectures.config import PositiveInt
+from zoo.data.arrays import example_target_length
 from zoo.data.special_tokens import PAD_ID
 
 
@@ -115,8 +116,8 @@ class TransformerSeq2Seq(ZooModel):
         rng = np.random.default_rng(seed)
         length = length or 16
         source = example_token_ids(rng, batch_size, min(length, config.encoder_max_length), config.vocab_size)
-        target_length = max(2, length * 3 // 4)
-        target = example_token_ids(rng, batch_size, min(target_length, config.decoder_max_length), config.vocab_size)
+        target_length = min(example_target_length(length), config.decoder_max_length)
+        target = example_token_ids(rng, batch_size, target_length, config.vocab_size)
         decoder_input = np.concatenate(
             [np.full((batch_size, 1), config.start_token_id, "int32"), target[:, :-1]], axis=1
         )

@@ -1,6 +1,6 @@
 """Checks and small transforms of numpy data arrays, shared by models,
 training, evaluation and tokenizers: finite values, integers in range,
-token-id matrices, next-token targets."""
+token-id matrices, next-token targets, the length of example targets."""
 
 import numpy as np
 
@@ -55,3 +55,15 @@ def token_id_matrix(ids, what):
 def next_token_targets(token_ids):
     """Language-model targets: each position's label is the following token."""
     return np.concatenate([token_ids[:, 1:], np.full_like(token_ids[:, :1], PAD_ID)], axis=1)
+
+
+def example_target_length(source_length):
+    """Target tokens in an example pair of `source_length` source tokens: 3/4
+    of them (a translation's target is about as long as its source), and at
+    least 2 (the start token and one to predict).
+
+    Example:
+    >>> example_target_length(64), example_target_length(1)
+    (48, 2)
+    """
+    return max(2, source_length * 3 // 4)
