@@ -4,6 +4,8 @@ outputs and gradients (float32, atol 1e-5), on every backend.
 Sections, one per kernel module: LSTM.
 """
 
+import contextlib
+
 import keras
 import numpy as np
 import pytest
@@ -436,3 +438,132 @@ def test_fast_attention_without_dropout_matches_keras_in_training():
     expected = to_numpy(portable(query, value, attention_mask=mask, training=True))
     actual = to_numpy(fast(query, value, attention_mask=mask, training=True))
     np.testing.assert_allclose(actual, expected, atol=ATOL, rtol=0)
+
+
+# ---------------------------------------------------------------- Projections
+
+from zoo.kernels import projection  # noqa: E402
+from zoo.layers.fast_projection import FastDense, FastEinsumDense, use_fast_projections  # noqa: E402
+
+# Every projection a zoo transformer block makes (feed-forward, attention in and out), and a 4-D input.
+PROJECTIONS = {
+    "dense": lambda: (keras.layers.Dense(6, activation="gelu"), FastDense(6, activation="gelu"), (3, 5, 8)),
+    "attention-in": lambda: (keras.layers.EinsumDense("abc,cde->abde", (None, 2, 4), bias_axes="de"),
+                             FastEinsumDense("abc,cde->abde", (None, 2, 4), bias_axes="de"), (3, 5, 8)),
+    "attention-out": lambda: (keras.layers.EinsumDense("abcd,cde->abe", (None, 8), bias_axes="e"),
+                              FastEinsumDense("abcd,cde->abe", (None, 8), bias_axes="e"), (3, 5, 2, 4)),
+    "dense-4d": lambda: (keras.layers.Dense(6), FastDense(6), (2, 3, 5, 8)),
+}
+
+
+@pytest.mark.parametrize("kind", PROJECTIONS)
+def test_fast_projections_match_keras_outputs_and_gradients(kind):
+    rng = np.random.default_rng(2)
+    portable, fast, shape = PROJECTIONS[kind]()
+    x = rng.normal(size=shape).astype("float32")
+    for layer in (portable, fast):
+        layer(x)
+    weights = [rng.normal(scale=0.5, size=w.shape).astype("float32") for w in portable.get_weights()]
+    output_weights = rng.normal(size=tuple(portable(x).shape)).astype("float32")
+    results = []
+    for layer in (fast, portable):
+        def loss(x, *weights, layer=layer):
+            output, _ = layer.stateless_call(list(weights), [], x)
+            return keras.ops.sum(keras.ops.multiply(output, output_weights))
+
+        output, _ = layer.stateless_call(weights, [], x)
+        results.append([keras.ops.convert_to_numpy(a) for a in (output, *_attention_gradients(loss, [x, *weights]))])
+    assert np.abs(results[1][0]).max() > 0.1  # the case computes something
+    for fast_array, portable_array in zip(*results):
+        np.testing.assert_allclose(fast_array, portable_array, atol=ATOL, rtol=0)
+
+
+@pytest.mark.skipif(backend.name() != "jax", reason="jax only: the 2-D path is jax's (the other backends keep Keras' op)")
+def test_on_jax_every_projection_and_its_gradients_are_2d_matmuls():
+    """The point of the fast path: jax differentiates the 2-D product into
+    2-D dots, which XLA runs without transposed copies (a 3-D one contracts
+    the weight gradient over two axes)."""
+    import jax
+
+    rng = np.random.default_rng(3)
+    for kind, make in PROJECTIONS.items():
+        _, layer, shape = make()
+        x = rng.normal(size=shape).astype("float32")
+        layer(x)
+        weights = [keras.ops.convert_to_numpy(w) for w in layer.trainable_variables]
+
+        def loss(weights, x, layer=layer):
+            return keras.ops.sum(layer.stateless_call(weights, [], x)[0] ** 2)
+
+        program = jax.make_jaxpr(jax.grad(loss, argnums=(0, 1)))(weights, x)
+        dots = [equation for equation in program.jaxpr.eqns if equation.primitive.name == "dot_general"]
+        assert len(dots) == 3, kind  # forward, input gradient, weight gradient
+        assert all(len(operand.aval.shape) == 2 for dot in dots for operand in dot.invars), kind
+        with projection.portable():
+            program = jax.make_jaxpr(jax.grad(loss, argnums=(0, 1)))(weights, x)
+        assert any(len(operand.aval.shape) > 2 for equation in program.jaxpr.eqns
+                   if equation.primitive.name == "dot_general" for operand in equation.invars), kind
+
+
+@pytest.mark.backend_free
+@pytest.mark.parametrize("equation, axes", [
+    ("abc,cde->abde", (2, 1)), ("abcd,cde->abe", (2, 2)), ("abc,cd->abd", (2, 1)), ("abcd,cdef->abef", (2, 2)),
+    ("abc,dc->abd", None),        # the kernel's contracted axis is not its first
+    ("abc,cd->bad", None),        # the kept axes reordered
+    ("abc,bcd->acd", None),       # an axis of both operands kept in the output (a batched product)
+    ("...b,bc->...c", None),      # an ellipsis: the rank is not fixed
+    ("ab,bc->ac", (1, 1)),
+])
+def test_only_projection_equations_take_the_2d_path(equation, axes):
+    assert projection.projection_axes(equation) == axes
+
+
+def test_transformer_blocks_use_the_fast_projections():
+    model = zoo.load("transformer-tiny", pretrained=False)
+    kinds = {type(layer).__name__ for layer in model._flatten_layers(recursive=True)}
+    assert {"FastDense", "FastEinsumDense"} <= kinds and "EinsumDense" not in kinds
+    block = model.get_layer("encoder_block_0")
+    assert type(block._feedforward_intermediate_dense) is FastDense
+    assert type(block._self_attention_layer._query_dense) is FastEinsumDense
+    assert use_fast_projections(block) is block
+
+
+@pytest.mark.parametrize("name", ["transformer-encoder-tiny", "transformer-decoder-tiny", "transformer-tiny"])
+def test_tiny_transformers_train_the_same_without_fast_projections(name):
+    """One training step from the same weights, with and without the 2-D
+    path: the same loss and the same weights after it (dropout off, so that
+    the two steps are the same computation)."""
+    model = zoo.load(name, pretrained=False, dropout=0.0)
+    inputs, targets = model.example_batch(4, seed=1, length=12)
+    start = model.get_weights()
+    results = []
+    for fast in (True, False):
+        model.set_weights(start)
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss=model.default_loss())
+        model.train_function = None  # traced again, in this context
+        with contextlib.nullcontext() if fast else projection.portable():
+            loss = model.train_on_batch(inputs, targets)
+        results.append((loss, model.get_weights()))
+    (fast_loss, fast_weights), (portable_loss, portable_weights) = results
+    assert fast_loss == pytest.approx(portable_loss, rel=1e-5)
+    for fast_weight, portable_weight in zip(fast_weights, portable_weights):
+        np.testing.assert_allclose(fast_weight, portable_weight, atol=ATOL, rtol=0)
+
+
+def test_keras_quantizes_the_fast_projections_as_its_own():
+    """Keras refuses to quantize subclasses of Dense unless told not to check:
+    both zoo.quantize and Keras' own model.quantize must still quantize every
+    projection of a transformer block (a layer left float is silent)."""
+    model = zoo.load("transformer-decoder-tiny", pretrained=False)
+    projections = [layer for layer in model._flatten_layers(recursive=True)
+                   if isinstance(layer, (FastDense, FastEinsumDense))]
+    assert projections
+    copy = zoo.quantize(model, "int8")
+    assert all(layer.quantization_mode == "int8" for layer in copy._flatten_layers(recursive=True)
+               if isinstance(layer, (FastDense, FastEinsumDense)))
+    model.quantize("float8")
+    assert [layer.name for layer in projections if layer.quantization_mode != "float8"] == []
+    created = FastDense(3)  # created fast, not switched: the mixin skips the check
+    created.build((None, 4))
+    created.quantize("int8")
+    assert created.quantization_mode == "int8"

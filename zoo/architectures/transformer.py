@@ -83,7 +83,7 @@ class TransformerSeq2Seq(ZooModel):
                 encoder_sequence=encoded,
                 encoder_padding_mask=encoder_mask,
             )
-            blocks.use_fast_attention(block)  # after the call that built it
+            blocks.use_fast_layers(block)  # after the call that built it
         norm = blocks.final_norm(config, "decoder")
         logits = embedding.token_embedding(norm(x), reverse=True)
         inputs = {"encoder_token_ids": encoder_ids, "decoder_token_ids": decoder_ids}

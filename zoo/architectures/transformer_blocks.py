@@ -8,6 +8,7 @@ import keras
 from zoo.architectures.config import Fraction, NonNegativeInt, PositiveFloat, PositiveInt
 from zoo.layers import PaddingMask
 from zoo.layers.fast_attention import use_fast_attention
+from zoo.layers.fast_projection import use_fast_projections
 from zoo.runtime.quiet_imports import keras_hub
 
 # Model parallelism for every transformer family (Megatron-style): attention
@@ -212,6 +213,13 @@ def block_stack(block_class, dims, num_layers, name):
     ]
 
 
+def use_fast_layers(block):
+    """Give a keras_hub block, after the call that built it, the zoo's fused
+    attention and 2-D projections (zoo/layers/fast_attention.py,
+    fast_projection.py: same variables, same results); returns `block`."""
+    return use_fast_projections(use_fast_attention(block))
+
+
 def encoder_blocks(dims, num_layers, name):
     return block_stack(keras_hub.layers.TransformerEncoder, dims, num_layers, name)
 
@@ -233,7 +241,7 @@ def encode(inputs, dims, num_layers, max_length, name):
     blocks = encoder_blocks(dims, num_layers, name)
     for block in blocks:
         x = block(x, padding_mask=mask)
-        use_fast_attention(block)  # after the call that built it: see zoo/layers/fast_attention.py
+        use_fast_layers(block)  # after the call that built it
     norm = final_norm(dims, name)
     return norm(x), mask, {"embedding": embedding, "blocks": blocks, "norm": norm}
 

@@ -55,7 +55,7 @@ class TransformerDecoderLM(ZooModel):
         decoder_blocks = blocks.decoder_blocks(config, config.num_layers, "decoder")
         for block in decoder_blocks:
             x = block(x, decoder_padding_mask=mask)
-            blocks.use_fast_attention(block)  # after the call that built it
+            blocks.use_fast_layers(block)  # after the call that built it
         norm = blocks.final_norm(config, "decoder")
         logits = embedding.token_embedding(norm(x), reverse=True)
         layers = {"embedding": embedding, "decoder_blocks": decoder_blocks, "final_norm": norm}

@@ -2,10 +2,12 @@
 
 Each is registered as serializable under the package name "zoo", so `.keras`
 files that contain them load with `safe_mode=True`. `LSTM`, `Bidirectional`,
-`BatchNormalization` and the fast attention layers are Keras' own layers with
-a fast path (see zoo/kernels/): same weights, same results.
+`BatchNormalization`, the fast attention layers and `FastDense` /
+`FastEinsumDense` are Keras' own layers with a fast path (see zoo/kernels/):
+same weights, same results.
 """
 
+from zoo.layers.fast_projection import FastDense, FastEinsumDense
 from zoo.layers.fused_batch_norm import BatchNormalization
 from zoo.layers.lstm import LSTM, Bidirectional
 from zoo.layers.output_bias import OutputBias
@@ -15,6 +17,8 @@ __all__ = [
     "BatchNormalization",
     "Bidirectional",
     "FastCachedMultiHeadAttention",
+    "FastDense",
+    "FastEinsumDense",
     "FastMultiHeadAttention",
     "LSTM",
     "OutputBias",
