@@ -567,3 +567,18 @@ def test_keras_quantizes_the_fast_projections_as_its_own():
     created.build((None, 4))
     created.quantize("int8")
     assert created.quantization_mode == "int8"
+
+
+def test_bidirectional_builds_both_directions_inside_a_keras_load():
+    """A regression (seen once in a full run): inside the object-sharing
+    scope of a Keras model load, Keras' Bidirectional could be handed a
+    recorded object with the wrapped layer's id as its backward layer."""
+    from keras.src.saving import serialization_lib
+
+    layer = LSTM(4, return_sequences=True)
+    unrelated = LSTM(4, return_sequences=True)  # recorded under the id that `layer` now has
+    with serialization_lib.ObjectSharingScope():
+        serialization_lib.record_object_after_deserialization(unrelated, id(layer))
+        wrapper = Bidirectional(layer)
+    assert wrapper.backward_layer.go_backwards and not wrapper.forward_layer.go_backwards
+    assert wrapper.backward_layer is not unrelated

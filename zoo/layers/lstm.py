@@ -1,6 +1,9 @@
 """`LSTM` and `Bidirectional`: Keras' LSTM layer and wrapper with fused sequence loops."""
 
+import contextlib
+
 import keras
+from keras.src.backend.common import global_state
 
 from zoo import kernels
 from zoo.kernels import lstm as lstm_kernels
@@ -69,6 +72,10 @@ class Bidirectional(keras.layers.Bidirectional):
     (2, 5, 8)
     """
 
+    def __init__(self, layer, *args, **kwargs):
+        with _outside_object_sharing():
+            super().__init__(layer, *args, **kwargs)
+
     def call(self, sequences, initial_state=None, mask=None, training=None):
         if initial_state is None and self._fused_call_applies(training):
             outputs = lstm_kernels.bidirectional_lstm(
@@ -91,3 +98,26 @@ class Bidirectional(keras.layers.Bidirectional):
             and backward.go_backwards
             and forward.cell.units == backward.cell.units
         )
+
+
+# Keras' names for the maps of its object-sharing scope (keras.src.saving.serialization_lib).
+_SHARING_MAPS = ("shared_objects/id_to_obj_map", "shared_objects/id_to_config_map")
+
+
+@contextlib.contextmanager
+def _outside_object_sharing():
+    """Suspend the object-sharing scope that Keras opens while it loads a
+    model. Keras' Bidirectional recreates both directions by serializing the
+    layer it wraps; inside that scope objects are keyed by `id()`, and an id
+    that a freed object held earlier in the load can hand back the wrong layer
+    (seen in a test run: a backward layer without go_backwards). The wrapper
+    shares nothing with the rest of the model, so outside the scope is right.
+    Private Keras state: no public API reaches it."""
+    saved = [global_state.get_global_attribute(name) for name in _SHARING_MAPS]
+    for name in _SHARING_MAPS:
+        global_state.set_global_attribute(name, None)
+    try:
+        yield
+    finally:
+        for name, value in zip(_SHARING_MAPS, saved):
+            global_state.set_global_attribute(name, value)
