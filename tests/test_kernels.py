@@ -505,7 +505,7 @@ def test_on_jax_every_projection_and_its_gradients_are_2d_matmuls():
                    if equation.primitive.name == "dot_general" for operand in equation.invars), kind
 
 
-@pytest.mark.backend_free
+# Pure parsing, but in a file that imports Keras, so it runs in the backend tiers.
 @pytest.mark.parametrize("equation, axes", [
     ("abc,cde->abde", (2, 1)), ("abcd,cde->abe", (2, 2)), ("abc,cd->abd", (2, 1)), ("abcd,cdef->abef", (2, 2)),
     ("abc,dc->abd", None),        # the kernel's contracted axis is not its first
