@@ -13,17 +13,23 @@ import keras
 from zoo.kernels import projection
 
 
-class _KerasQuantization:
-    """Mixin: Keras' quantization for the subclass. Keras refuses to quantize
-    subclasses of its layers (one could give the weights another meaning);
-    these only compute the float product differently."""
+class _FastProjection:
+    """Mixin: what both fast layers share around their product."""
 
     def quantize(self, mode=None, type_check=True, config=None):
+        # Keras refuses to quantize subclasses of its layers (one could give the
+        # weights another meaning); these only compute the float product differently.
         return super().quantize(mode, type_check=False, config=config)
+
+    def _bias_and_activation(self, outputs):
+        """Keras' float `call` after its product: the bias, then the activation."""
+        if self.bias is not None:
+            outputs = keras.ops.add(outputs, self.bias)
+        return outputs if self.activation is None else self.activation(outputs)
 
 
 @keras.saving.register_keras_serializable(package="zoo")
-class FastDense(_KerasQuantization, keras.layers.Dense):
+class FastDense(_FastProjection, keras.layers.Dense):
     """`keras.layers.Dense`, computed on sequences by `zoo.kernels.projection.matmul`.
 
     Example:
@@ -34,14 +40,11 @@ class FastDense(_KerasQuantization, keras.layers.Dense):
     """
 
     def call(self, inputs, training=None):
-        outputs = projection.matmul(inputs, self.kernel)
-        if self.bias is not None:
-            outputs = keras.ops.add(outputs, self.bias)
-        return outputs if self.activation is None else self.activation(outputs)
+        return self._bias_and_activation(projection.matmul(inputs, self.kernel))
 
 
 @keras.saving.register_keras_serializable(package="zoo")
-class FastEinsumDense(_KerasQuantization, keras.layers.EinsumDense):
+class FastEinsumDense(_FastProjection, keras.layers.EinsumDense):
     """`keras.layers.EinsumDense`, computed by `zoo.kernels.projection.einsum`.
 
     Example:
@@ -52,10 +55,7 @@ class FastEinsumDense(_KerasQuantization, keras.layers.EinsumDense):
     """
 
     def call(self, inputs, training=None):
-        outputs = projection.einsum(self.equation, inputs, self.kernel)
-        if self.bias is not None:
-            outputs = keras.ops.add(outputs, self.bias)
-        return outputs if self.activation is None else self.activation(outputs)
+        return self._bias_and_activation(projection.einsum(self.equation, inputs, self.kernel))
 
 
 _FAST_CLASSES = {keras.layers.Dense: FastDense, keras.layers.EinsumDense: FastEinsumDense}
@@ -86,7 +86,7 @@ def use_fast_projections(layer):
 def _quantize_as_keras_own(layer):
     """Keras wraps a layer's `quantize` as it creates it, bound to the class
     it had then, whose check refuses any other class: make that wrapper skip
-    the check, as `_KerasQuantization` does for layers created fast."""
+    the check, as `_FastProjection.quantize` does for layers created fast."""
     keras_quantize = layer.quantize
 
     def quantize(mode=None, config=None, **kwargs):
