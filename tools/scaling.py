@@ -49,6 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tools import child_process, machine_facts, result_csv  # noqa: E402  (the checkout is on sys.path above)
+from zoo.data.arrays import example_target_length  # noqa: E402  (numpy only: no framework)
 
 BACKENDS = ("tensorflow", "jax", "torch")
 RUNNERS = ("native-torch", *BACKENDS)
@@ -204,8 +205,6 @@ def run_sweep(runner, preset, axis, points, min_seconds):
 def widened_positions(card, length):
     """Config overrides that give the preset's position tables room for
     `length` source tokens (and the seq2seq target, 3/4 of them)."""
-    from zoo.data.arrays import example_target_length
-
     config = card.config
     if "encoder_max_length" in config:
         return {"encoder_max_length": max(config["encoder_max_length"], length),
@@ -226,8 +225,6 @@ def scaling_batch(card, batch_size, length, seed=0):
     {'encoder_token_ids': (2, 8), 'decoder_token_ids': (2, 6)}
     """
     import numpy as np
-
-    from zoo.data.arrays import example_target_length
 
     rng = np.random.default_rng(seed)
     vocab_size = card.config["vocab_size"]

@@ -89,9 +89,9 @@ def run_backend(backend, pytest_args, report_dir, capture=False, threads=None):
     else:
         print(header, flush=True)
         result = subprocess.run(command, cwd=ROOT, env=env)
-    counts = junit_counts(report) if report.exists() else (0, 0, 0)
+    counts = (0, 0, 0)
     if report.exists():
-        files = seconds_by_file(report)
+        counts, files = junit_counts(report), seconds_by_file(report)
         print(f"{label}: the slowest files\n" + "\n".join(f"{seconds:9.1f}s {tests:5d} tests  {file}"
                                                         for file, seconds, tests in files), flush=True)
     return result.returncode, counts, time.perf_counter() - start
