@@ -331,8 +331,10 @@ from zoo.kernels import attention  # noqa: E402
 from zoo.layers.fast_attention import FastCachedMultiHeadAttention  # noqa: E402
 
 
-def _attention_gradients(loss, arrays):
-    """Gradients of `loss(*arrays)` (a scalar) with respect to every array.
+def _gradients(loss, arrays):
+    """Gradients of `loss(*arrays)` (a scalar) with respect to every array
+    (zeros for one it does not use, as jax gives: an untied embedding's
+    reverse call leaves its lookup table out).
 
     Keras has no portable gradient function, so this helper branches on the backend.
     """
@@ -347,11 +349,11 @@ def _attention_gradients(loss, arrays):
         with tf.GradientTape() as tape:
             tape.watch(arrays)
             value = loss(*arrays)
-        return tape.gradient(value, arrays)
+        return tape.gradient(value, arrays, unconnected_gradients=tf.UnconnectedGradients.ZERO)
     import torch
 
     arrays = [keras.ops.convert_to_tensor(np.asarray(a)).requires_grad_() for a in arrays]  # on Keras' device
-    return torch.autograd.grad(loss(*arrays), arrays)
+    return torch.autograd.grad(loss(*arrays), arrays, allow_unused=True, materialize_grads=True)
 
 
 def _attention_layers(rng, query, value):
@@ -397,7 +399,7 @@ def test_fast_attention_matches_keras_outputs_and_gradients(kind):
         weights = [keras.ops.convert_to_numpy(w) for w in layer.trainable_variables]
         state = [keras.ops.convert_to_numpy(w) for w in layer.non_trainable_variables]  # the dropout seed
         output, _ = layer.stateless_call(weights, state, query, value, attention_mask=mask, training=False)
-        gradients = _attention_gradients(loss, [query, value, *weights])
+        gradients = _gradients(loss, [query, value, *weights])
         results.append([keras.ops.convert_to_numpy(a) for a in (output, *gradients)])
     assert np.abs(results[1][0]).max() > 0.1  # the case computes something
     for fast_array, portable_array in zip(*results):
@@ -443,7 +445,8 @@ def test_fast_attention_without_dropout_matches_keras_in_training():
 # ---------------------------------------------------------------- Projections
 
 from zoo.kernels import projection  # noqa: E402
-from zoo.layers.fast_projection import FastDense, FastEinsumDense, use_fast_projections  # noqa: E402
+from zoo.layers.fast_projection import (  # noqa: E402
+    FastDense, FastEinsumDense, FastReversibleEmbedding, use_fast_projections)
 
 # Every projection a zoo transformer block makes (feed-forward, attention in and out), and a 4-D input.
 PROJECTIONS = {
@@ -453,7 +456,16 @@ PROJECTIONS = {
     "attention-out": lambda: (keras.layers.EinsumDense("abcd,cde->abe", (None, 8), bias_axes="e"),
                               FastEinsumDense("abcd,cde->abe", (None, 8), bias_axes="e"), (3, 5, 2, 4)),
     "dense-4d": lambda: (keras.layers.Dense(6), FastDense(6), (2, 3, 5, 8)),
+    # The tied output projection of a language model (hidden states to logits), and an untied one.
+    "tied-embedding": lambda: (keras.layers.ReversibleEmbedding(7, 8), FastReversibleEmbedding(7, 8), (3, 5, 8)),
+    "untied-embedding": lambda: (keras.layers.ReversibleEmbedding(7, 8, tie_weights=False),
+                                 FastReversibleEmbedding(7, 8, tie_weights=False), (3, 5, 8)),
 }
+
+
+def call_options(layer):
+    """The embeddings project in their reverse call."""
+    return {"reverse": True} if isinstance(layer, keras.layers.ReversibleEmbedding) else {}
 
 
 @pytest.mark.parametrize("kind", PROJECTIONS)
@@ -461,18 +473,19 @@ def test_fast_projections_match_keras_outputs_and_gradients(kind):
     rng = np.random.default_rng(2)
     portable, fast, shape = PROJECTIONS[kind]()
     x = rng.normal(size=shape).astype("float32")
+    options = call_options(portable)
     for layer in (portable, fast):
-        layer(x)
+        layer(x, **options)
     weights = [rng.normal(scale=0.5, size=w.shape).astype("float32") for w in portable.get_weights()]
-    output_weights = rng.normal(size=tuple(portable(x).shape)).astype("float32")
+    output_weights = rng.normal(size=tuple(portable(x, **options).shape)).astype("float32")
     results = []
     for layer in (fast, portable):
         def loss(x, *weights, layer=layer):
-            output, _ = layer.stateless_call(list(weights), [], x)
+            output, _ = layer.stateless_call(list(weights), [], x, **options)
             return keras.ops.sum(keras.ops.multiply(output, output_weights))
 
-        output, _ = layer.stateless_call(weights, [], x)
-        results.append([keras.ops.convert_to_numpy(a) for a in (output, *_attention_gradients(loss, [x, *weights]))])
+        output, _ = layer.stateless_call(weights, [], x, **options)
+        results.append([keras.ops.convert_to_numpy(a) for a in (output, *_gradients(loss, [x, *weights]))])
     assert np.abs(results[1][0]).max() > 0.1  # the case computes something
     for fast_array, portable_array in zip(*results):
         np.testing.assert_allclose(fast_array, portable_array, atol=ATOL, rtol=0)
@@ -489,11 +502,12 @@ def test_on_jax_every_projection_and_its_gradients_are_2d_matmuls():
     for kind, make in PROJECTIONS.items():
         _, layer, shape = make()
         x = rng.normal(size=shape).astype("float32")
-        layer(x)
+        options = call_options(layer)
+        layer(x, **options)
         weights = [keras.ops.convert_to_numpy(w) for w in layer.trainable_variables]
 
-        def loss(weights, x, layer=layer):
-            return keras.ops.sum(layer.stateless_call(weights, [], x)[0] ** 2)
+        def loss(weights, x, layer=layer, options=options):
+            return keras.ops.sum(layer.stateless_call(weights, [], x, **options)[0] ** 2)
 
         program = jax.make_jaxpr(jax.grad(loss, argnums=(0, 1)))(weights, x)
         dots = [equation for equation in program.jaxpr.eqns if equation.primitive.name == "dot_general"]
@@ -528,6 +542,19 @@ def test_transformer_blocks_use_the_fast_projections():
     assert use_fast_projections(block) is block
 
 
+@pytest.mark.parametrize("name, options", [
+    ("transformer-decoder-tiny", {}), ("transformer-tiny", {}), ("transformer-encoder-tiny", {"head": "masked-lm"}),
+])
+def test_language_model_heads_use_the_fast_projections(name, options):
+    """The output projection over the vocabulary (the tied token embedding's
+    reverse call) is a language model's largest matmul."""
+    model = zoo.load(name, pretrained=False, **options)
+    embeddings = [layer for layer in model._flatten_layers(recursive=True) if layer.name == "token_embedding"]
+    assert embeddings and all(type(layer) is FastReversibleEmbedding for layer in embeddings)
+    if options:
+        assert type(model.get_layer("mlm_dense")) is FastDense
+
+
 @pytest.mark.parametrize("name", ["transformer-encoder-tiny", "transformer-decoder-tiny", "transformer-tiny"])
 def test_tiny_transformers_train_the_same_without_fast_projections(name):
     """One training step from the same weights, with and without the 2-D
@@ -560,7 +587,8 @@ def test_keras_quantizes_the_fast_projections_as_its_own():
     assert projections
     copy = zoo.quantize(model, "int8")
     assert all(layer.quantization_mode == "int8" for layer in copy._flatten_layers(recursive=True)
-               if isinstance(layer, (FastDense, FastEinsumDense)))
+               if isinstance(layer, (FastDense, FastEinsumDense, FastReversibleEmbedding)))
+    assert copy.get_layer("decoder_embedding").token_embedding.quantization_mode == "int8"
     model.quantize("float8")
     assert [layer.name for layer in projections if layer.quantization_mode != "float8"] == []
     created = FastDense(3)  # created fast, not switched: the mixin skips the check

@@ -188,6 +188,7 @@ def embed(inputs, dims, max_length, name):
         name=f"{name}_embedding",
     )
     x = embedding(token_ids)
+    use_fast_projections(embedding)  # after the call that built it: the tied output projection
     if getattr(dims, "type_vocab_size", 0):
         types = keras.layers.Embedding(dims.type_vocab_size, dims.hidden_dim, name=f"{name}_token_type_embedding")
         x = keras.layers.Add(name=f"{name}_embedding_sum")([x, types(inputs["token_type_ids"])])

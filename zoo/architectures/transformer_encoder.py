@@ -9,7 +9,7 @@ import numpy as np
 from zoo.architectures import transformer_blocks as blocks
 from zoo.architectures.base import ZooModel, example_token_ids, sparse_logits_loss
 from zoo.architectures.config import PositiveInt
-from zoo.layers import OutputBias
+from zoo.layers import FastDense, OutputBias
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,7 +149,7 @@ def classifier_head(x, mask, config):
 def masked_lm_head(x, embedding, config):
     """BERT's pre-training head: dense + activation + norm, then logits over
     the vocabulary through the tied token embedding, plus a bias."""
-    x = keras.layers.Dense(config.hidden_dim, activation=config.feedforward_activation(), name="mlm_dense")(x)
+    x = FastDense(config.hidden_dim, activation=config.feedforward_activation(), name="mlm_dense")(x)
     x = keras.layers.LayerNormalization(epsilon=config.layer_norm_epsilon, name="mlm_norm")(x)
     logits = embedding.token_embedding(x, reverse=True)
     return OutputBias(name="mlm_bias")(logits)

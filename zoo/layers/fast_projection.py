@@ -1,12 +1,16 @@
-"""Keras' `Dense` and `EinsumDense` with the 2-D matmul of
-zoo/kernels/projection.py, and the switch that gives them to a built layer.
+"""Keras' `Dense`, `EinsumDense` and `ReversibleEmbedding` with the 2-D
+matmul of zoo/kernels/projection.py, and the switch that gives them to a
+built layer.
 
 keras_hub's transformer blocks create their projections (attention query,
-key, value and output; the feed-forward pair) inside `build()`, so
-`use_fast_projections` switches them to these subclasses afterwards. The
-subclasses add no state and override only the float computation of `call`:
-the variables, their paths and the quantized paths stay Keras' own.
+key, value and output; the feed-forward pair) inside `build()`, and its
+token embedding holds the tied output projection, so `use_fast_projections`
+switches them to these subclasses afterwards. The subclasses add no state
+and override only the float computation of `call`: the variables, their
+paths and the quantized paths stay Keras' own.
 """
+
+import functools
 
 import keras
 
@@ -14,7 +18,7 @@ from zoo.kernels import projection
 
 
 class _FastProjection:
-    """Mixin: what both fast layers share around their product."""
+    """Mixin: what the fast layers share around their product."""
 
     def quantize(self, mode=None, type_check=True, config=None):
         # Keras refuses to quantize subclasses of its layers (one could give the
@@ -58,12 +62,47 @@ class FastEinsumDense(_FastProjection, keras.layers.EinsumDense):
         return self._bias_and_activation(projection.einsum(self.equation, inputs, self.kernel))
 
 
-_FAST_CLASSES = {keras.layers.Dense: FastDense, keras.layers.EinsumDense: FastEinsumDense}
+@keras.saving.register_keras_serializable(package="zoo")
+class FastReversibleEmbedding(_FastProjection, keras.layers.ReversibleEmbedding):
+    """`keras.layers.ReversibleEmbedding` whose reverse call (hidden states to
+    logits over the vocabulary, the largest matmul of a language model) is
+    computed by `zoo.kernels.projection.matmul`. The rarer options (a reverse
+    dtype, soft-capped logits) and the forward lookup stay Keras' own call.
+
+    Example:
+    >>> import numpy as np
+    >>> layer = FastReversibleEmbedding(10, 4)
+    >>> tuple(layer(np.ones((2, 3, 4), "float32"), reverse=True).shape)
+    (2, 3, 10)
+    """
+
+    def call(self, inputs, reverse=False):
+        if not reverse or self.reverse_dtype is not None or self.logit_soft_cap is not None:
+            return super().call(inputs, reverse=reverse)
+        kernel = keras.ops.transpose(self.embeddings) if self.tie_weights else self.reverse_embeddings
+        return projection.matmul(inputs, kernel)
+
+
+@functools.cache
+def _fast_classes():
+    """Keras' classes (and keras_hub's `ReversibleEmbedding`, an empty
+    subclass of Keras') to their fast subclasses."""
+    # keras_hub is imported here, not at the top: it starts TensorFlow, and
+    # only the transformer families, which have loaded it already, switch.
+    from zoo.runtime.quiet_imports import keras_hub
+
+    return {
+        keras.layers.Dense: FastDense,
+        keras.layers.EinsumDense: FastEinsumDense,
+        keras.layers.ReversibleEmbedding: FastReversibleEmbedding,
+        keras_hub.layers.ReversibleEmbedding: FastReversibleEmbedding,
+    }
 
 
 def use_fast_projections(layer):
-    """Switch every `Dense` and `EinsumDense` inside the built `layer` (Keras'
-    own classes, not subclasses) to the fast ones; returns `layer`.
+    """Switch every `Dense`, `EinsumDense` and `ReversibleEmbedding` inside
+    the built `layer` (Keras' or keras_hub's own classes, not subclasses) to
+    the fast ones; returns `layer`.
 
     Example:
     >>> import numpy as np
@@ -75,7 +114,7 @@ def use_fast_projections(layer):
     ['FastDense', 'FastEinsumDense']
     """
     for inner in layer._flatten_layers(include_self=True, recursive=True):
-        fast_class = _FAST_CLASSES.get(type(inner))
+        fast_class = _fast_classes().get(type(inner))
         if fast_class is not None:
             # Safe: the fast class only overrides methods and adds no attributes.
             inner.__class__ = fast_class
