@@ -22,40 +22,47 @@ ATOL = 1e-5
 def outputs_and_gradients(layer, inputs, mask):
     """`layer(inputs, mask=mask)` and the gradients of a fixed weighted sum of
     it with respect to the layer's trainable weights and to `inputs`."""
+    weights = [to_numpy(variable) for variable in layer.trainable_variables]
+    frozen = [variable.value for variable in layer.non_trainable_variables]
+    mask = None if mask is None else keras.ops.convert_to_tensor(mask)
 
-    def loss_of(outputs):
-        # Fixed random weights, so that no gradient is trivially symmetric.
-        shape = tuple(int(n) for n in keras.ops.shape(outputs))
-        weights = np.random.default_rng(7).normal(size=shape).astype("float32")
-        return keras.ops.sum(keras.ops.multiply(outputs, keras.ops.convert_to_tensor(weights)))
+    def outputs_of(x, *weights):
+        return layer.stateless_call(list(weights), frozen, x, mask=mask)[0]
 
-    variables = layer.trainable_variables
+    outputs = to_numpy(outputs_of(keras.ops.convert_to_tensor(inputs), *weights))
+    # Fixed random weights, so that no gradient is trivially symmetric.
+    output_weights = np.random.default_rng(7).normal(size=outputs.shape).astype("float32")
+
+    def loss(x, *weights):
+        return keras.ops.sum(keras.ops.multiply(outputs_of(x, *weights), output_weights))
+
+    input_gradient, *weight_gradients = [to_numpy(g) for g in gradients_of(loss, [inputs, *weights])]
+    return outputs, [*weight_gradients, input_gradient]
+
+
+def gradients_of(loss, arrays):
+    """Gradients of `loss(*arrays)` (a scalar) with respect to every array
+    (zeros for one it does not use, as jax gives: an untied embedding's
+    reverse call leaves its lookup table out).
+
+    Keras has no portable gradient function, so this helper branches on the backend.
+    """
     if backend.name() == "jax":
         import jax
 
-        def loss_fn(values, x):
-            outputs, _ = layer.stateless_call(values, [v.value for v in layer.non_trainable_variables], x, mask=mask)
-            return loss_of(outputs), outputs
-
-        (_, outputs), (grads, input_grad) = jax.value_and_grad(loss_fn, argnums=(0, 1), has_aux=True)(
-            [v.value for v in variables], inputs
-        )
-        return to_numpy(outputs), [to_numpy(g) for g in [*grads, input_grad]]
+        return jax.grad(lambda args: loss(*args))(list(arrays))
     if backend.name() == "tensorflow":
         import tensorflow as tf
 
-        x = tf.constant(inputs)
+        arrays = [tf.convert_to_tensor(a) for a in arrays]
         with tf.GradientTape() as tape:
-            tape.watch(x)
-            outputs = layer(x, mask=mask)
-            loss = loss_of(outputs)
-        grads = tape.gradient(loss, [v.value for v in variables] + [x])
-        return to_numpy(outputs), [to_numpy(g) for g in grads]
-    # On Keras' device (a GPU when there is one), as the layer's weights are.
-    x = keras.ops.convert_to_tensor(inputs).requires_grad_()
-    outputs = layer(x, mask=None if mask is None else keras.ops.convert_to_tensor(mask))
-    loss_of(outputs).backward()
-    return to_numpy(outputs.detach()), [to_numpy(v.value.grad) for v in variables] + [to_numpy(x.grad)]
+            tape.watch(arrays)
+            value = loss(*arrays)
+        return tape.gradient(value, arrays, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    import torch
+
+    arrays = [keras.ops.convert_to_tensor(np.asarray(a)).requires_grad_() for a in arrays]  # on Keras' device
+    return torch.autograd.grad(loss(*arrays), arrays, allow_unused=True, materialize_grads=True)
 
 
 def assert_same_outputs_and_gradients(expected_layer, actual_layer, inputs, mask):
@@ -331,31 +338,6 @@ from zoo.kernels import attention  # noqa: E402
 from zoo.layers.fast_attention import FastCachedMultiHeadAttention  # noqa: E402
 
 
-def _gradients(loss, arrays):
-    """Gradients of `loss(*arrays)` (a scalar) with respect to every array
-    (zeros for one it does not use, as jax gives: an untied embedding's
-    reverse call leaves its lookup table out).
-
-    Keras has no portable gradient function, so this helper branches on the backend.
-    """
-    if backend.name() == "jax":
-        import jax
-
-        return jax.grad(lambda args: loss(*args))(list(arrays))
-    if backend.name() == "tensorflow":
-        import tensorflow as tf
-
-        arrays = [tf.convert_to_tensor(a) for a in arrays]
-        with tf.GradientTape() as tape:
-            tape.watch(arrays)
-            value = loss(*arrays)
-        return tape.gradient(value, arrays, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-    import torch
-
-    arrays = [keras.ops.convert_to_tensor(np.asarray(a)).requires_grad_() for a in arrays]  # on Keras' device
-    return torch.autograd.grad(loss(*arrays), arrays, allow_unused=True, materialize_grads=True)
-
-
 def _attention_layers(rng, query, value):
     """A fast and a Keras attention layer (dropout 0.1) with the same random weights."""
     fast = FastCachedMultiHeadAttention(num_heads=2, key_dim=4, dropout=0.1)
@@ -399,7 +381,7 @@ def test_fast_attention_matches_keras_outputs_and_gradients(kind):
         weights = [keras.ops.convert_to_numpy(w) for w in layer.trainable_variables]
         state = [keras.ops.convert_to_numpy(w) for w in layer.non_trainable_variables]  # the dropout seed
         output, _ = layer.stateless_call(weights, state, query, value, attention_mask=mask, training=False)
-        gradients = _gradients(loss, [query, value, *weights])
+        gradients = gradients_of(loss, [query, value, *weights])
         results.append([keras.ops.convert_to_numpy(a) for a in (output, *gradients)])
     assert np.abs(results[1][0]).max() > 0.1  # the case computes something
     for fast_array, portable_array in zip(*results):
@@ -485,7 +467,7 @@ def test_fast_projections_match_keras_outputs_and_gradients(kind):
             return keras.ops.sum(keras.ops.multiply(output, output_weights))
 
         output, _ = layer.stateless_call(weights, [], x, **options)
-        results.append([keras.ops.convert_to_numpy(a) for a in (output, *_gradients(loss, [x, *weights]))])
+        results.append([keras.ops.convert_to_numpy(a) for a in (output, *gradients_of(loss, [x, *weights]))])
     assert np.abs(results[1][0]).max() > 0.1  # the case computes something
     for fast_array, portable_array in zip(*results):
         np.testing.assert_allclose(fast_array, portable_array, atol=ATOL, rtol=0)
